@@ -1,0 +1,194 @@
+"""Docker adapter: the only module that speaks the Docker SDK.
+
+It lists this device's containers with one API call, pulls with a deadline, creates, starts,
+stops and removes, and turns every SDK or transport exception into an `EngineError` whose kind
+the reconciler can act on and whose message is the engine's own (`manifest unknown`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from fleet_agent import reference
+from fleet_agent.runtime import Container, ExitDetails
+from fleet_agent.spec import (
+    LABEL_CONFIG_HASH,
+    LABEL_DEVICE,
+    LABEL_MANAGED,
+    LABEL_SERVICE,
+    ContainerSpec,
+)
+
+API_VERSION = "1.41"  # dockerd 20.10; newer engines still speak it, and no version probe is made
+ErrorKind = Literal[
+    "not_found", "invalid_reference", "unavailable", "timeout", "conflict", "failed"
+]
+_EXIT = re.compile(r"Exited \((-?\d+)\)")
+
+
+class EngineError(Exception):
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind: ErrorKind = kind
+        self.message = message
+
+
+@contextmanager
+def _translated(timeout_kind: ErrorKind = "unavailable") -> Iterator[None]:
+    """Convert whatever the SDK or the transport raises into an EngineError."""
+    try:
+        yield
+    except docker.errors.NotFound as exc:
+        raise EngineError("not_found", _explain(exc)) from exc
+    except docker.errors.APIError as exc:
+        message = _explain(exc)
+        kind: ErrorKind = "failed"
+        if "invalid reference format" in message:
+            kind = "invalid_reference"
+        elif exc.status_code == 409:
+            kind = "conflict"
+        raise EngineError(kind, message) from exc
+    except (requests.exceptions.Timeout, TimeoutError) as exc:
+        raise EngineError(timeout_kind, f"engine did not answer in time: {exc}") from exc
+    except (requests.exceptions.ConnectionError, ConnectionError, FileNotFoundError) as exc:
+        raise EngineError("unavailable", f"engine unreachable: {exc}") from exc
+    except docker.errors.DockerException as exc:
+        raise EngineError("failed", str(exc)) from exc
+
+
+def _explain(exc: docker.errors.APIError) -> str:
+    explanation = exc.explanation
+    if isinstance(explanation, bytes):
+        explanation = explanation.decode(errors="replace")
+    return str(explanation or exc)
+
+
+class Engine:
+    def __init__(
+        self,
+        device_id: str,
+        base_url: str | None = None,
+        timeout: float = 30.0,
+        pull_timeout: float = 300.0,
+        stop_timeout: int = 10,
+    ) -> None:
+        params: dict[str, Any] = docker.utils.kwargs_from_env()
+        if base_url:
+            params["base_url"] = base_url
+        self.device_id = device_id
+        self.api = docker.APIClient(version=API_VERSION, timeout=timeout, **params)
+        self._pull_api = docker.APIClient(version=API_VERSION, timeout=pull_timeout, **params)
+        self.pull_timeout = pull_timeout
+        self.stop_timeout = stop_timeout
+
+    def ping(self) -> None:
+        with _translated():
+            self.api.ping()
+
+    def list_managed(self) -> list[Container]:
+        """This device's containers, with one call and no inspect."""
+        filters = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_DEVICE}={self.device_id}"]}
+        with _translated():
+            rows = self.api.containers(all=True, filters=filters)
+        return [_container(row) for row in rows]
+
+    def ensure_image(self, image: str, should_stop: Callable[[], bool] = lambda: False) -> None:
+        """Pull unless present; a floating tag (`latest`) is always pulled again."""
+        ref = reference.parse(image)
+        if not ref.floating:
+            try:
+                with _translated():
+                    self.api.inspect_image(image)
+                return
+            except EngineError as exc:
+                if exc.kind != "not_found":
+                    raise
+        deadline = time.monotonic() + self.pull_timeout
+        with _translated(timeout_kind="timeout"):
+            for chunk in self._pull_api.pull(
+                ref.repository, tag=ref.pull_tag, stream=True, decode=True
+            ):
+                if "error" in chunk:
+                    raise EngineError(_pull_error_kind(chunk["error"]), chunk["error"])
+                if time.monotonic() > deadline or should_stop():
+                    raise EngineError("timeout", f"pull did not finish in {self.pull_timeout:g}s")
+
+    def create(self, spec: ContainerSpec) -> str:
+        bindings: dict[str, list[Any]] = {}
+        for port in spec.ports:
+            host: Any = port.host_port
+            if port.host_ip is not None:
+                host = (port.host_ip, port.host_port) if port.host_port else (port.host_ip,)
+            bindings.setdefault(f"{port.container_port}/{port.protocol}", []).append(host)
+        with _translated():
+            host_config = self.api.create_host_config(
+                binds=spec.binds or None,
+                port_bindings=bindings or None,
+                network_mode=spec.network_mode,
+                restart_policy={"Name": "no"},
+            )
+            created = self.api.create_container(
+                image=spec.image,
+                command=spec.command,
+                entrypoint=spec.entrypoint,
+                environment=spec.environment,
+                ports=[(p.container_port, p.protocol) for p in spec.ports] or None,
+                labels=spec.labels,
+                name=spec.name,
+                host_config=host_config,
+                detach=True,
+            )
+        return str(created["Id"])
+
+    def start(self, container: str) -> None:
+        with _translated():
+            self.api.start(container)
+
+    def stop(self, container: str) -> None:
+        with _translated():
+            self.api.stop(container, timeout=self.stop_timeout)
+
+    def remove(self, container: str) -> None:
+        with _translated():
+            self.api.remove_container(container, v=True, force=True)
+
+    def exit_details(self, container: str, tail: int = 5) -> ExitDetails:
+        """Why a container stopped: exit code, OOM kill, and its last lines of output."""
+        with _translated():
+            state = self.api.inspect_container(container)["State"]
+            raw = self.api.logs(container, stdout=True, stderr=True, tail=tail)
+        lines = raw.decode(errors="replace").strip().splitlines()
+        return ExitDetails(
+            exit_code=int(state.get("ExitCode", 0)),
+            oom_killed=bool(state.get("OOMKilled", False)),
+            log_tail=" | ".join(line.strip() for line in lines[-tail:]),
+        )
+
+
+def _pull_error_kind(message: str) -> ErrorKind:
+    if "invalid reference format" in message:
+        return "invalid_reference"
+    return "not_found" if "not found" in message or "manifest unknown" in message else "failed"
+
+
+def _container(row: dict[str, Any]) -> Container:
+    labels = row.get("Labels") or {}
+    names = row.get("Names") or [row["Id"]]
+    match = _EXIT.search(row.get("Status", ""))
+    return Container(
+        id=row["Id"],
+        name=names[0].lstrip("/"),
+        service=labels.get(LABEL_SERVICE),
+        config_hash=labels.get(LABEL_CONFIG_HASH),
+        image=row.get("Image", ""),
+        state=row.get("State", "unknown"),
+        exit_code=int(match.group(1)) if match else None,
+    )

@@ -1,0 +1,56 @@
+"""Whether a received target is taken (pure): size limit, strict decoding, version rules, ack.
+
+Every transport (the local file, MQTT) hands raw bytes here and gets back the ack to publish and,
+only when the target is to be acted on, the decoded target. A rejected target changes nothing.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from fleet_agent.model import Ack, FieldError, Target, iso
+from fleet_agent.validate import decode_target
+
+DEFAULT_MAX_BYTES = 256 * 1024
+
+
+class Decision(msgspec.Struct, frozen=True):
+    ack: Ack
+    target: Target | None  # set only when the target is new and must be acted on
+
+
+def _reject(
+    code: int, now: float, errors: list[FieldError], version: int | None = None
+) -> Decision:
+    return Decision(Ack(version, False, code, iso(now), errors), None)
+
+
+def _version_of(payload: bytes) -> int | None:
+    """Best effort, so that even a rejected ack names the version it answers."""
+    try:
+        version = msgspec.json.decode(payload).get("version")
+    except (msgspec.DecodeError, AttributeError):
+        return None
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+
+def decide(
+    payload: bytes, current: Target | None, now: float, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Decision:
+    if len(payload) > max_bytes:
+        message = f"payload of {len(payload)} bytes exceeds the limit of {max_bytes} bytes"
+        return _reject(413, now, [FieldError("$", message)])
+    decoded = decode_target(payload)
+    if isinstance(decoded, list):
+        return _reject(400, now, decoded, _version_of(payload))
+    version = decoded.version
+    accepted = Ack(version, True, 200, iso(now))
+    if current is not None and version is not None and current.version is not None:
+        if version < current.version:
+            message = f"version {version} is lower than the accepted version {current.version}"
+            return _reject(409, now, [FieldError("$.version", message)], version)
+        if version == current.version:
+            return Decision(accepted, None)
+    if decoded == current:
+        return Decision(accepted, None)
+    return Decision(accepted, decoded)

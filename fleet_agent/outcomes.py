@@ -1,0 +1,118 @@
+"""How step and pull results change a service's history (pure), and the events they make.
+
+The reconciler runs steps through the engine and hands what happened here: a failure feeds the
+right backoff in our own words, a success resets it, and an unreachable engine costs no service
+any of its retry budget (the engine, not the service, is at fault).
+"""
+
+from __future__ import annotations
+
+import msgspec
+from msgspec.structs import replace
+
+from fleet_agent.backoff import Backoff, BackoffPolicy, Failure, record_failure
+from fleet_agent.model import Event, iso
+from fleet_agent.planner import Create, Start, Step, subject
+from fleet_agent.runtime import ServiceRuntime
+
+
+class StepResult(msgspec.Struct, frozen=True):
+    step: Step
+    error_kind: str | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error_kind is None
+
+
+class PullResult(msgspec.Struct, frozen=True):
+    service: str
+    image: str
+    config_hash: str
+    error_kind: str | None = None
+    message: str = ""
+
+
+def apply_pull(
+    runtime: ServiceRuntime, result: PullResult, policy: BackoffPolicy, now: float
+) -> ServiceRuntime:
+    if result.config_hash != runtime.config_hash or result.error_kind == "unavailable":
+        return runtime
+    if result.error_kind is None:
+        return replace(runtime, image_ready=True)
+    invalid = result.error_kind == "invalid_reference"
+    failure = Failure(
+        "InvalidImageName" if invalid else "ImagePullBackOff",
+        result.message,
+        now,
+        retryable=not invalid,
+    )
+    return replace(
+        runtime, deploy=record_failure(runtime.deploy, policy, failure), image_ready=False
+    )
+
+
+def apply_step(
+    runtime: ServiceRuntime, result: StepResult, policy: BackoffPolicy, now: float
+) -> ServiceRuntime:
+    step = result.step
+    if result.ok:
+        if isinstance(step, Start) and step.restart:
+            return replace(
+                runtime, restart_count=runtime.restart_count + 1, started_at=now, exit_seen=None
+            )
+        if isinstance(step, Start):
+            return replace(runtime, deploy=Backoff(), started_at=now, exit_seen=None)
+        return runtime
+    if result.error_kind == "unavailable" or not isinstance(step, Create | Start):
+        return runtime
+    if isinstance(step, Start) and step.restart:
+        failure = Failure("CrashLoopBackOff", f"restart failed: {result.message}", now)
+        return replace(runtime, crash=record_failure(runtime.crash, policy, failure))
+    failure = Failure("StartFailure", result.message, now)
+    image_gone = isinstance(step, Create) and result.error_kind == "not_found"
+    return replace(
+        runtime,
+        deploy=record_failure(runtime.deploy, policy, failure),
+        image_ready=runtime.image_ready and not image_gone,
+    )
+
+
+def step_action(step: Step) -> str:
+    if isinstance(step, Start) and step.restart:
+        return "restart"
+    return type(step).__name__.lower()
+
+
+def step_event(device_id: str, result: StepResult, now: float) -> Event:
+    action = step_action(result.step)
+    return Event(
+        device_id=device_id,
+        type=action,
+        timestamp=iso(now),
+        service=result.step.service,
+        ok=result.ok,
+        message=result.message or f"{action} {subject(result.step)}",
+    )
+
+
+def pull_event(device_id: str, result: PullResult, runtime: ServiceRuntime, now: float) -> Event:
+    """Each pull attempt; a failed one is an `ErrImagePull`, as the kubelet reports it."""
+    failed = result.error_kind is not None
+    backoff = runtime.deploy
+    return Event(
+        device_id=device_id,
+        type="pull",
+        timestamp=iso(now),
+        service=result.service,
+        ok=not failed,
+        message=result.message or f"pulled {result.image}",
+        error_type=(
+            "InvalidImageName" if result.error_kind == "invalid_reference" else "ErrImagePull"
+        )
+        if failed
+        else None,
+        retry_count=backoff.failures if failed else None,
+        next_retry=iso(backoff.next_retry) if failed and backoff.next_retry else None,
+    )

@@ -1,0 +1,54 @@
+"""The publisher interface every transport implements, and the local one (status.json).
+
+The reconciler hands one `Report` per pass and one `Ack` per received target to each publisher;
+what a transport does with them (files, retained MQTT topics) is its own business, so adding a
+transport never touches the core.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import msgspec
+
+from fleet_agent.model import Ack, DeviceState, Event, ServiceStatus
+from fleet_agent.store import write_atomic
+
+STATUS_FILE = "status.json"
+ACK_FILE = "target-ack.json"
+
+
+class Report(msgspec.Struct, frozen=True, rename="camel"):
+    state: DeviceState
+    services: list[ServiceStatus]
+    events: list[Event] = []
+    engine_error: str | None = None
+
+
+class Publisher(Protocol):
+    def publish(self, report: Report) -> None: ...
+
+    def ack(self, ack: Ack) -> None: ...
+
+
+class LocalStatus(msgspec.Struct, frozen=True, rename="camel"):
+    state: DeviceState
+    services: dict[str, ServiceStatus]
+    engine_error: str | None
+
+
+class FilePublisher:
+    """Local mode: the latest status and ack as files in the state dir, written atomically."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.status_path = state_dir / STATUS_FILE
+        self.ack_path = state_dir / ACK_FILE
+
+    def publish(self, report: Report) -> None:
+        services = {status.service_name: status for status in report.services}
+        document = LocalStatus(report.state, services, report.engine_error)
+        write_atomic(self.status_path, msgspec.json.format(msgspec.json.encode(document)))
+
+    def ack(self, ack: Ack) -> None:
+        write_atomic(self.ack_path, msgspec.json.format(msgspec.json.encode(ack)))

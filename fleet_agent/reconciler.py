@@ -1,0 +1,254 @@
+"""One reconcile pass: read the whole target and the engine, act, report, say when to look again.
+
+Level-triggered, as controller-runtime's reconcilers: a pass never trusts what it did before, it
+lists the containers, lets the pure planner decide, runs each service's steps concurrently (one
+failure never stops another service), starts pulls in the background (a slow pull never delays
+another service), derives every status and returns the next deadline it needs a wake-up for.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import structlog
+from msgspec.structs import replace
+
+from fleet_agent import logs, planner
+from fleet_agent.config import Settings
+from fleet_agent.engine import Engine, EngineError
+from fleet_agent.model import DesiredService, Event, Target
+from fleet_agent.outcomes import (
+    PullResult,
+    StepResult,
+    apply_pull,
+    apply_step,
+    pull_event,
+    step_event,
+)
+from fleet_agent.publish import Publisher, Report
+from fleet_agent.runtime import (
+    Container,
+    ExitDetails,
+    ServiceRuntime,
+    record_exit,
+    retry_now,
+    runtime_for,
+    settle_crash,
+)
+from fleet_agent.spec import desired_services
+from fleet_agent.status import StatusContext, device_state, service_status
+
+log = structlog.get_logger(__name__)
+ENGINE_DOWN_POLL = 5.0
+
+
+class Reconciler:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        target: Callable[[], Target | None],
+        publishers: Iterable[Publisher],
+        kick: Callable[[], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.target = target
+        self.publishers = list(publishers)
+        self.kick = kick
+        self.clock = clock
+        self.policy = settings.backoff
+        self.runtimes: dict[str, ServiceRuntime] = {}
+        self.last_report: Report | None = None
+        self._pulls: dict[str, tuple[str, Future[PullResult]]] = {}
+        self._pull_pool = ThreadPoolExecutor(settings.pull_concurrency, "pull")
+        self._step_pool = ThreadPoolExecutor(4, "step")
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+
+    def close(self) -> None:
+        self._closing.set()
+        self._pull_pool.shutdown(wait=True, cancel_futures=True)
+        self._step_pool.shutdown(wait=True)
+
+    def request_retry(self, services: Iterable[str]) -> list[str]:
+        """Reset the backoff of the named services (all in error when empty); kick a pass."""
+        with self._lock:
+            wanted = set(services) or {
+                name for name, rt in self.runtimes.items() if rt.deploy.last or rt.crash.last
+            }
+            done = sorted(name for name in wanted if name in self.runtimes)
+            for name in done:
+                self.runtimes[name] = retry_now(self.runtimes[name])
+        self.kick()
+        return done
+
+    def run_pass(self) -> float:
+        """Reconcile once; return the epoch time at which the next pass is needed."""
+        with self._lock:
+            now = self.clock()
+            target = self.target()
+            desired = desired_services(target)
+            try:
+                containers = self.engine.list_managed()
+            except EngineError as exc:
+                return self._engine_down(exc, now)
+            self._sync(desired, containers, now)
+            events = self._collect_pulls(now)
+            plan = planner.plan(
+                self.settings.device_id, desired, containers, self.runtimes, set(self._pulls), now
+            )
+            self._start_pulls(plan.pulls)
+            results = self._run_jobs(plan.jobs)
+            now = self.clock()
+            for result in results:
+                name = result.step.service
+                if name in self.runtimes:
+                    self.runtimes[name] = apply_step(self.runtimes[name], result, self.policy, now)
+                events.append(step_event(self.settings.device_id, result, now))
+            if results:
+                containers = self._relist(containers)
+            report = self._report(target, desired, containers, events, now)
+            logs.log_pass(report, results, events, plan.pulls)
+            return self._next_wake(now)
+
+    def _engine_down(self, exc: EngineError, now: float) -> float:
+        log.warning("docker engine unavailable", error=exc.message)
+        if self.last_report is not None and self.last_report.engine_error != exc.message:
+            self._publish(replace(self.last_report, events=[], engine_error=exc.message))
+        return now + min(ENGINE_DOWN_POLL, self.settings.reconcile_interval)
+
+    def _relist(self, before: list[Container]) -> list[Container]:
+        try:
+            return self.engine.list_managed()
+        except EngineError:
+            return before
+
+    def _sync(self, desired: list[DesiredService], containers: list[Container], now: float) -> None:
+        grouped = planner.by_service(containers)
+        runtimes: dict[str, ServiceRuntime] = {}
+        for service in desired:
+            runtime = runtime_for(service, self.runtimes.get(service.name))
+            keep = planner.current_container(service, grouped.get(service.name, []))
+            runtimes[service.name] = self._observe(service, keep, runtime, now)
+        self.runtimes = runtimes
+
+    def _observe(
+        self, service: DesiredService, keep: Container | None, runtime: ServiceRuntime, now: float
+    ) -> ServiceRuntime:
+        if keep is None:
+            return runtime
+        if keep.running:
+            runtime = replace(runtime, exit_seen=None, started_at=runtime.started_at or now)
+            return settle_crash(runtime, now, self.settings.crash_reset_after)
+        if keep.state != "exited" or runtime.exit_seen == keep.id:
+            return runtime
+        try:
+            details = self.engine.exit_details(keep.id)
+        except EngineError:
+            details = ExitDetails(exit_code=keep.exit_code if keep.exit_code is not None else -1)
+        restart = service.service.config.restart
+        return record_exit(runtime, keep, details, restart, self.policy, now)
+
+    def _collect_pulls(self, now: float) -> list[Event]:
+        events: list[Event] = []
+        for name, (_, future) in list(self._pulls.items()):
+            if not future.done():
+                continue
+            del self._pulls[name]
+            result = future.result()
+            runtime = self.runtimes.get(name)
+            if runtime is not None:
+                runtime = self.runtimes[name] = apply_pull(runtime, result, self.policy, now)
+                events.append(pull_event(self.settings.device_id, result, runtime, now))
+        return events
+
+    def _start_pulls(self, pulls: list[planner.Pull]) -> None:
+        for pull in pulls:
+            config_hash = self.runtimes[pull.service].config_hash
+            future = self._pull_pool.submit(self._pull, pull, config_hash)
+            self._pulls[pull.service] = (config_hash, future)
+            future.add_done_callback(lambda _: self.kick())
+
+    def _pull(self, pull: planner.Pull, config_hash: str) -> PullResult:
+        try:
+            self.engine.ensure_image(pull.image, should_stop=self._closing.is_set)
+        except EngineError as exc:
+            return PullResult(pull.service, pull.image, config_hash, exc.kind, exc.message)
+        except Exception as exc:  # a pull thread must always report back
+            log.exception("pull crashed", service=pull.service)
+            return PullResult(pull.service, pull.image, config_hash, "failed", repr(exc))
+        return PullResult(pull.service, pull.image, config_hash)
+
+    def _run_jobs(self, jobs: dict[str, list[planner.Step]]) -> list[StepResult]:
+        futures = [self._step_pool.submit(self._run_job, steps) for steps in jobs.values()]
+        return [result for future in futures for result in future.result()]
+
+    def _run_job(self, steps: list[planner.Step]) -> list[StepResult]:
+        """A service's steps in order; the first failure ends this service's job only."""
+        results: list[StepResult] = []
+        for step in steps:
+            try:
+                self._execute(step)
+            except EngineError as exc:
+                results.append(StepResult(step, exc.kind, exc.message))
+                break
+            except Exception as exc:
+                log.exception("step crashed", service=step.service)
+                results.append(StepResult(step, "failed", repr(exc)))
+                break
+            results.append(StepResult(step))
+        return results
+
+    def _execute(self, step: planner.Step) -> None:
+        if isinstance(step, planner.Create):
+            self.engine.create(step.spec)
+        elif isinstance(step, planner.Start):
+            self.engine.start(step.container)
+        elif isinstance(step, planner.Stop):
+            self.engine.stop(step.container)
+        else:
+            self.engine.remove(step.container)
+
+    def _report(
+        self,
+        target: Target | None,
+        desired: list[DesiredService],
+        containers: list[Container],
+        events: list[Event],
+        now: float,
+    ) -> Report:
+        version = target.version if target else None
+        ctx = StatusContext(self.settings.device_id, version, self.policy, now)
+        grouped = planner.by_service(containers)
+        statuses = [
+            service_status(
+                ctx, s, grouped.get(s.name, []), self.runtimes[s.name], s.name in self._pulls
+            )
+            for s in desired
+        ]
+        wanted = {s.name for s in desired}
+        leftovers = sum(1 for c in containers if c.service not in wanted) + sum(
+            max(0, len(grouped.get(s.name, [])) - 1) for s in desired
+        )
+        report = Report(device_state(ctx, statuses, leftovers), statuses, events)
+        self._publish(report)
+        return report
+
+    def _publish(self, report: Report) -> None:
+        self.last_report = report
+        for publisher in self.publishers:
+            try:
+                publisher.publish(report)
+            except Exception:  # one broken transport must not stop reconciling
+                log.exception("publisher failed", publisher=type(publisher).__name__)
+
+    def _next_wake(self, now: float) -> float:
+        deadlines = [now + self.settings.reconcile_interval]
+        for runtime in self.runtimes.values():
+            deadlines += [b.next_retry for b in (runtime.deploy, runtime.crash) if b.next_retry]
+        return min(deadlines)

@@ -1,0 +1,100 @@
+"""What the agent knows between passes: observed containers and each service's failure history.
+
+`Container` is the engine's view translated into our own type (the Docker adapter builds it from
+one list call). `ServiceRuntime` holds, per service and config, the deploy backoff (pulls, create,
+start), the crash backoff (a container that keeps exiting), and the restart count. The functions
+here are the pure transitions between passes; they take `now` and never touch the engine.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from msgspec.structs import replace
+
+from fleet_agent.backoff import Backoff, BackoffPolicy, Failure, record_failure
+from fleet_agent.model import DesiredService, RestartPolicy
+
+
+class Container(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    service: str | None
+    config_hash: str | None
+    image: str
+    state: str
+    exit_code: int | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("running", "restarting", "paused")
+
+
+class ExitDetails(msgspec.Struct, frozen=True):
+    """Why a container stopped, read once per exit (inspect and log tail)."""
+
+    exit_code: int
+    oom_killed: bool = False
+    log_tail: str = ""
+
+
+class ServiceRuntime(msgspec.Struct, frozen=True):
+    config_hash: str
+    deploy: Backoff = Backoff()
+    crash: Backoff = Backoff()
+    image_ready: bool = False
+    restart_count: int = 0
+    started_at: float | None = None
+    exit_seen: str | None = None
+    stopped_by_user: bool = False
+
+
+def runtime_for(desired: DesiredService, current: ServiceRuntime | None) -> ServiceRuntime:
+    """Keep the history at the same config; a config change starts from a clean slate."""
+    if current is not None and current.config_hash == desired.config_hash:
+        return current
+    return ServiceRuntime(config_hash=desired.config_hash)
+
+
+def should_restart(policy: RestartPolicy, exit_code: int | None, stopped_by_user: bool) -> bool:
+    if policy == "always":
+        return True
+    if policy == "unless-stopped":
+        return not stopped_by_user
+    if policy == "on-failure":
+        return exit_code not in (0, None)
+    return False
+
+
+def exit_message(details: ExitDetails) -> str:
+    reason = "OOMKilled" if details.oom_killed else "Error"
+    message = f"{reason}: container exited with code {details.exit_code}"
+    return f"{message}; last output: {details.log_tail}" if details.log_tail else message
+
+
+def record_exit(
+    runtime: ServiceRuntime,
+    container: Container,
+    details: ExitDetails,
+    restart: RestartPolicy,
+    policy: BackoffPolicy,
+    now: float,
+) -> ServiceRuntime:
+    """Count a newly seen exit; it feeds the crash backoff only when a restart will follow."""
+    runtime = replace(runtime, exit_seen=container.id, started_at=None)
+    if not should_restart(restart, details.exit_code, runtime.stopped_by_user):
+        return runtime
+    failure = Failure("CrashLoopBackOff", exit_message(details), now)
+    return replace(runtime, crash=record_failure(runtime.crash, policy, failure))
+
+
+def settle_crash(runtime: ServiceRuntime, now: float, reset_after: float) -> ServiceRuntime:
+    """After `reset_after` seconds of running, the crash backoff is forgotten (as the kubelet)."""
+    healthy = runtime.started_at is not None and now - runtime.started_at >= reset_after
+    if healthy and runtime.crash.failures:
+        return replace(runtime, crash=Backoff())
+    return runtime
+
+
+def retry_now(runtime: ServiceRuntime) -> ServiceRuntime:
+    """An explicit retry request: both backoffs reset, the image is checked again."""
+    return replace(runtime, deploy=Backoff(), crash=Backoff(), image_ready=False)

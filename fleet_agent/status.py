@@ -1,0 +1,115 @@
+"""Status derivation (pure): what each service is doing and why, in the contract's words.
+
+Given a service's target, the containers seen for it, its failure history and `now`, say its
+`serviceStatus` and `error` exactly as the contract defines them, and sum the device up.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import msgspec
+
+from fleet_agent import __version__
+from fleet_agent.backoff import Backoff, BackoffPolicy
+from fleet_agent.model import (
+    DesiredService,
+    DeviceState,
+    ErrorType,
+    ServiceError,
+    ServiceState,
+    ServiceStatus,
+    iso,
+)
+from fleet_agent.planner import current_container
+from fleet_agent.runtime import Container, ServiceRuntime, should_restart
+
+
+class StatusContext(msgspec.Struct, frozen=True):
+    """What every service's status shares in one pass."""
+
+    device_id: str
+    target_version: int | None
+    policy: BackoffPolicy
+    now: float
+
+
+def _error(backoff: Backoff, policy: BackoffPolicy, crash: bool) -> ServiceError | None:
+    last = backoff.last
+    if last is None:
+        return None
+    kind: ErrorType = last.type
+    if kind == "ImagePullBackOff" and backoff.exhausted:
+        kind = "ErrImagePull"
+    return ServiceError(
+        type="CrashLoopBackOff" if crash else kind,
+        message=last.message,
+        timestamp=iso(last.at),
+        retry_count=backoff.failures,
+        max_retries=policy.max_retries,
+        next_retry=None if backoff.next_retry is None else iso(backoff.next_retry),
+        exhausted=backoff.exhausted,
+    )
+
+
+def _state(
+    desired: DesiredService, keep: Container | None, runtime: ServiceRuntime, pulling: bool
+) -> tuple[ServiceState, bool]:
+    """The service's state, and whether its crash history is the error to show."""
+    if pulling:
+        return "downloading", False
+    if keep is not None and keep.running:
+        return "running", False
+    if runtime.deploy.last is not None:
+        return "error", False
+    if keep is None:
+        return "pending", False
+    restart = desired.service.config.restart
+    if should_restart(restart, keep.exit_code, runtime.stopped_by_user):
+        return ("error", True) if runtime.crash.last is not None else ("starting", False)
+    return ("stopped" if runtime.stopped_by_user else "exited"), False
+
+
+def service_status(
+    ctx: StatusContext,
+    desired: DesiredService,
+    mine: list[Container],
+    runtime: ServiceRuntime,
+    pulling: bool,
+) -> ServiceStatus:
+    keep = current_container(desired, mine)
+    shown = keep or next((c for c in mine if c.running), None)
+    state, crash = _state(desired, keep, runtime, pulling)
+    error = _error(runtime.crash if crash else runtime.deploy, ctx.policy, crash)
+    service = desired.service
+    return ServiceStatus(
+        device_id=ctx.device_id,
+        app_id=desired.app_id,
+        app_name=desired.app_name,
+        service_id=service.service_id,
+        service_name=service.service_name,
+        image_name=service.image_name,
+        service_status=state,
+        container_id=shown.id if shown else None,
+        running_image=shown.image if shown and shown.running else None,
+        restart_count=runtime.restart_count,
+        error=error,
+        target_version=ctx.target_version,
+        updated_at=iso(ctx.now),
+        exit_code=keep.exit_code if keep is not None and not keep.running else None,
+    )
+
+
+def device_state(ctx: StatusContext, statuses: list[ServiceStatus], leftovers: int) -> DeviceState:
+    counts = Counter(status.service_status for status in statuses)
+    converged = leftovers == 0 and all(
+        s.service_status == "running" and s.error is None for s in statuses
+    )
+    return DeviceState(
+        device_id=ctx.device_id,
+        agent_version=__version__,
+        target_version=ctx.target_version,
+        converged=converged,
+        counts=dict(sorted(counts.items())),
+        updated_at=iso(ctx.now),
+    )

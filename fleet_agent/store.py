@@ -1,0 +1,78 @@
+"""Persistence in the state dir: the accepted target survives crashes, reboots and lost links.
+
+Every write is atomic (temp file in the same folder, fsync, rename, fsync of the folder), so a
+crash at any point leaves either the old file or the new one, never a torn one. The target is
+written before it is acted on; at start-up it is what runs until a newer one arrives.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import msgspec
+import structlog
+
+from fleet_agent.intake import DEFAULT_MAX_BYTES, Decision, decide
+from fleet_agent.model import Target
+
+TARGET_FILE = "target.json"
+log = structlog.get_logger(__name__)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class TargetStore:
+    """The accepted target, in memory and on disk, safe to share between threads."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / TARGET_FILE
+        self._lock = threading.Lock()
+        self._target: Target | None = None
+
+    def load(self) -> Target | None:
+        """Read the persisted target; a damaged file is reported and ignored, never fatal."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            target = msgspec.json.decode(data, type=Target)
+        except msgspec.MsgspecError as exc:
+            log.error("persisted target unreadable, ignored", path=str(self.path), error=str(exc))
+            return None
+        with self._lock:
+            self._target = target
+        return target
+
+    def current(self) -> Target | None:
+        with self._lock:
+            return self._target
+
+    def offer(self, payload: bytes, now: float, max_bytes: int = DEFAULT_MAX_BYTES) -> Decision:
+        """Decide on a received target and, when it is taken, persist it before anything acts."""
+        with self._lock:
+            decision = decide(payload, self._target, now, max_bytes)
+            if decision.target is not None:
+                write_atomic(self.path, msgspec.json.encode(decision.target))
+                self._target = decision.target
+            return decision

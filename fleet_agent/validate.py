@@ -1,0 +1,149 @@
+"""Strict target decoding that reports every invalid field with its path, not just the first.
+
+msgspec stops at the first error; a person fixing a target wants them all at once. So the raw
+JSON is walked against the Struct annotations (objects, arrays, maps, unions of both), each leaf
+is checked with `msgspec.convert`, and only a clean document is converted for real. Rules the
+schema cannot say (names, unique services, image references, ports) are checked afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+
+from fleet_agent import reference
+from fleet_agent.model import FieldError, Service, Target
+
+NAME_PATTERN = re.compile(r"[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?")
+_PORT = re.compile(
+    r"(?:(?P<ip>\[[0-9a-fA-F:]+\]|[0-9.]+):)?(?:(?P<host>\d{1,5}(?:-\d{1,5})?)?:)?"
+    r"(?P<container>\d{1,5}(?:-\d{1,5})?)(?:/(?P<proto>tcp|udp|sctp))?"
+)
+RESERVED_LABEL_PREFIX = "io.fleet-agent."
+
+
+def decode_target(payload: bytes) -> Target | list[FieldError]:
+    """Decode a target, or return every error found (path and message)."""
+    try:
+        raw = msgspec.json.decode(payload)
+    except msgspec.DecodeError as exc:
+        return [FieldError("$", f"invalid JSON: {exc}")]
+    errors = list(_check(raw, Target, "$"))
+    if errors:
+        return errors
+    target = msgspec.convert(raw, Target, strict=True)
+    return list(semantic_errors(target)) or target
+
+
+def _type_name(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "str", bool: "bool", int: "int", float: "float"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _check(value: Any, annotation: Any, path: str) -> Iterator[FieldError]:
+    origin = typing.get_origin(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+        yield from _check_struct(value, annotation, path)
+    elif origin is list:
+        if not isinstance(value, list):
+            yield FieldError(path, f"Expected `array`, got `{_type_name(value)}`")
+            return
+        for index, item in enumerate(value):
+            yield from _check(item, typing.get_args(annotation)[0], f"{path}[{index}]")
+    elif origin is dict:
+        if not isinstance(value, dict):
+            yield FieldError(path, f"Expected `object`, got `{_type_name(value)}`")
+            return
+        for key, item in value.items():
+            yield from _check(item, typing.get_args(annotation)[1], f"{path}.{key}")
+    elif origin in (typing.Union, types.UnionType) and _is_container_union(annotation):
+        yield from _check_union(value, annotation, path)
+    else:
+        try:
+            msgspec.convert(value, annotation, strict=True)
+        except msgspec.ValidationError as exc:
+            message, _, where = str(exc).partition(" - at `$")
+            yield FieldError(path + where.rstrip("`"), message)
+
+
+def _is_container_union(annotation: Any) -> bool:
+    return any(typing.get_origin(arm) in (list, dict) for arm in typing.get_args(annotation))
+
+
+def _check_union(value: Any, annotation: Any, path: str) -> Iterator[FieldError]:
+    arms = typing.get_args(annotation)
+    for arm in arms:
+        kind = typing.get_origin(arm) or arm
+        if isinstance(value, kind):
+            yield from _check(value, arm, path)
+            return
+    names = {list: "array", dict: "object", type(None): "null"}
+    expected = " | ".join(names.get(typing.get_origin(arm) or arm, str(arm)) for arm in arms)
+    yield FieldError(path, f"Expected `{expected}`, got `{_type_name(value)}`")
+
+
+def _check_struct(value: Any, struct: type[msgspec.Struct], path: str) -> Iterator[FieldError]:
+    if not isinstance(value, dict):
+        yield FieldError(path, f"Expected `object`, got `{_type_name(value)}`")
+        return
+    hints = typing.get_type_hints(struct, include_extras=True)
+    fields = {f.encode_name: f for f in msgspec.structs.fields(struct)}
+    for key in value:
+        if key not in fields:
+            yield FieldError(f"{path}.{key}", "unknown field")
+    for name, info in fields.items():
+        if name in value:
+            yield from _check(value[name], hints[info.name], f"{path}.{name}")
+        elif info.required:
+            yield FieldError(f"{path}.{name}", "missing required field")
+
+
+def semantic_errors(target: Target) -> Iterator[FieldError]:
+    """Rules beyond the schema: names, uniqueness, references, ports, reserved labels."""
+    seen: dict[str, str] = {}
+    entries = target.apps.items() if isinstance(target.apps, dict) else enumerate(target.apps)
+    for key, app in entries:
+        app_path = f"$.apps.{key}" if isinstance(key, str) else f"$.apps[{key}]"
+        if isinstance(key, str) and key != str(app.app_id):
+            yield FieldError(f"{app_path}.appId", f"appId {app.app_id} does not match key {key!r}")
+        for index, service in enumerate(app.services):
+            path = f"{app_path}.services[{index}]"
+            name = service.service_name
+            if name in seen:
+                yield FieldError(
+                    f"{path}.serviceName", f"duplicate service name {name!r}, first at {seen[name]}"
+                )
+            seen.setdefault(name, path)
+            yield from _service_errors(service, path)
+
+
+def _service_errors(service: Service, path: str) -> Iterator[FieldError]:
+    if not NAME_PATTERN.fullmatch(service.service_name):
+        yield FieldError(f"{path}.serviceName", f"must match {NAME_PATTERN.pattern}")
+    try:
+        reference.parse(service.image_name)
+    except ValueError as exc:
+        yield FieldError(f"{path}.imageName", str(exc))
+    config = service.config
+    if config.image is not None and config.image != service.image_name:
+        yield FieldError(f"{path}.config.image", "must equal imageName when given")
+    for index, port in enumerate(config.ports):
+        if not _PORT.fullmatch(port):
+            yield FieldError(f"{path}.config.ports[{index}]", f"invalid port mapping {port!r}")
+    for index, volume in enumerate(config.volumes):
+        parts = volume.split(":")
+        if not 2 <= len(parts) <= 3 or not all(parts[:2]) or not parts[1].startswith("/"):
+            yield FieldError(f"{path}.config.volumes[{index}]", f"invalid volume {volume!r}")
+    for key in config.environment:
+        if not key or "=" in key:
+            yield FieldError(f"{path}.config.environment.{key}", "invalid variable name")
+    for key in config.labels:
+        if key.startswith(RESERVED_LABEL_PREFIX):
+            yield FieldError(
+                f"{path}.config.labels.{key}", f"{RESERVED_LABEL_PREFIX}* labels are reserved"
+            )

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# test.sh - the whole test suite, from a fresh Debian/Ubuntu machine (as root) or a warm one.
+# Installs missing system packages, creates the virtualenv, starts the real services the
+# integration tests need (Docker engine, registry, Mosquitto: see scripts/testenv.sh), checks
+# lint and types, then runs pytest. Extra arguments go to pytest (e.g. `-k backoff`).
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+scripts/testenv.sh deps
+scripts/venv.sh
+eval "$(scripts/testenv.sh all)"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+exec .venv/bin/pytest "$@"

@@ -1,0 +1,96 @@
+"""Session fixtures for integration tests: real engine, registry and broker from testenv.sh."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.integration.helpers import REPO, AgentProcess, containers_of
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class Services:
+    docker_host: str
+    registry: str
+    image1: str
+    image2: str
+    mqtt_host: str
+    mqtt_port: int
+
+    @property
+    def missing_image(self) -> str:
+        return f"{self.registry}/fleet-test/app:nope"
+
+
+@pytest.fixture(scope="session")
+def services() -> Services:
+    """Start (or reuse) the real services; idempotent and quick when they already run."""
+    out = subprocess.run(
+        [str(REPO / "scripts" / "testenv.sh"), "all"], check=True, capture_output=True, text=True
+    ).stdout
+    env = dict(
+        line.removeprefix("export ").split("=", 1) for line in out.splitlines() if "=" in line
+    )
+    return Services(
+        docker_host=env["DOCKER_HOST"],
+        registry=env["FLEET_TEST_REGISTRY"],
+        image1=env["FLEET_TEST_IMAGE_1"],
+        image2=env["FLEET_TEST_IMAGE_2"],
+        mqtt_host=env["FLEET_TEST_MQTT_HOST"],
+        mqtt_port=int(env["FLEET_TEST_MQTT_PORT"]),
+    )
+
+
+@pytest.fixture(scope="session")
+def api(services: Services) -> docker.APIClient:
+    return docker.APIClient(base_url=services.docker_host, version="1.41", timeout=60)
+
+
+@pytest.fixture
+def device_id(api: docker.APIClient) -> Iterator[str]:
+    """A fresh device id per test; every container labelled with it is removed afterwards."""
+    device = f"it-{uuid.uuid4().hex[:10]}"
+    yield device
+    for row in containers_of(api, device):
+        api.remove_container(row["Id"], force=True, v=True)
+
+
+@pytest.fixture
+def fresh_images(api: docker.APIClient, services: Services) -> None:
+    """Make the agent really pull: drop local copies of the test images."""
+    for image in (services.image1, services.image2):
+        try:
+            api.remove_image(image, force=True)
+        except docker.errors.APIError:
+            pass
+
+
+@pytest.fixture
+def agent(
+    tmp_path: Path, device_id: str, services: Services, request: pytest.FixtureRequest
+) -> Iterator[AgentProcess]:
+    proc = AgentProcess(tmp_path, device_id, services.docker_host)
+    yield proc
+    proc.stop()
+    report = request.node.stash.get(_REPORT_KEY, None)
+    if report is not None and report.failed:
+        print(f"--- agent log tail ({proc.log_path}) ---\n{proc.log_tail(80)}")
+
+
+_REPORT_KEY = pytest.StashKey[pytest.TestReport]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Iterator[None]:
+    report = yield
+    if report.when == "call":
+        item.stash[_REPORT_KEY] = report
+    return report
