@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -67,10 +68,8 @@ def device_id(api: docker.APIClient) -> Iterator[str]:
 def fresh_images(api: docker.APIClient, services: Services) -> None:
     """Make the agent really pull: drop local copies of the test images."""
     for image in (services.image1, services.image2):
-        try:
+        with contextlib.suppress(docker.errors.APIError):
             api.remove_image(image, force=True)
-        except docker.errors.APIError:
-            pass
 
 
 @pytest.fixture

@@ -22,7 +22,10 @@ def _error_of(agent: AgentProcess, name: str) -> dict[str, Any] | None:
 
 
 def test_good_service_runs_while_bad_one_backs_off_then_a_fixed_target_heals(
-    agent: AgentProcess, services: Services, api: docker.APIClient, device_id: str,
+    agent: AgentProcess,
+    services: Services,
+    api: docker.APIClient,
+    device_id: str,
     fresh_images: None,
 ) -> None:
     good = service("good", services.image1, 1, ["sh", "-c", "exec sleep 3600"])
@@ -30,8 +33,10 @@ def test_good_service_runs_while_bad_one_backs_off_then_a_fixed_target_heals(
     agent.set_target(target(1, good, bad))
     agent.start()
 
-    running = wait_for(lambda: (s := agent.service("good")) and s["serviceStatus"] == "running"
-                       and s, what="good running")
+    running = wait_for(
+        lambda: (s := agent.service("good")) and s["serviceStatus"] == "running" and s,
+        what="good running",
+    )
     assert running["error"] is None
     assert running["runningImage"] == services.image1
 
@@ -64,8 +69,10 @@ def test_good_service_runs_while_bad_one_backs_off_then_a_fixed_target_heals(
 
     fixed = service("bad", services.image2, 2, ["sh", "-c", "exec sleep 3600"])
     agent.set_target(target(2, good, fixed))
-    healed = wait_for(lambda: (s := agent.service("bad")) and s["serviceStatus"] == "running"
-                      and s, what="bad healed")
+    healed = wait_for(
+        lambda: (s := agent.service("bad")) and s["serviceStatus"] == "running" and s,
+        what="bad healed",
+    )
     assert healed["error"] is None
     assert healed["runningImage"] == services.image2
     assert healed["targetVersion"] == 2

@@ -1,0 +1,167 @@
+"""Target changes against the real engine: updates, removals, bad input, what is never touched."""
+
+from __future__ import annotations
+
+import json
+
+import docker
+
+from tests.integration.conftest import Services
+from tests.integration.helpers import AgentProcess, by_service, service, target, wait_for
+
+SLEEP = ["sh", "-c", "exec sleep 3600"]
+
+
+def _running(agent: AgentProcess, name: str) -> dict[str, object] | None:
+    status = agent.service(name)
+    return status if status and status["serviceStatus"] == "running" else None
+
+
+def test_an_update_to_a_missing_image_leaves_the_old_container_running(
+    agent: AgentProcess, services: Services, api: docker.APIClient, device_id: str
+) -> None:
+    agent.set_target(target(1, service("app", services.image1, command=SLEEP)))
+    agent.start()
+    before = wait_for(lambda: _running(agent, "app"), what="app running")
+
+    agent.set_target(target(2, service("app", services.missing_image, command=SLEEP)))
+    blocked = wait_for(
+        lambda: (s := agent.service("app")) and s["error"] and s["targetVersion"] == 2 and s,
+        what="blocked update reported",
+    )
+    assert blocked["serviceStatus"] == "error"
+    assert blocked["error"]["type"] == "ImagePullBackOff"
+    assert blocked["containerId"] == before["containerId"]
+    assert blocked["runningImage"] == services.image1
+    rows = by_service(api, device_id)["app"]
+    assert [(r["Id"], r["State"]) for r in rows] == [(before["containerId"], "running")]
+
+
+def test_removing_a_service_removes_its_container(
+    agent: AgentProcess, services: Services, api: docker.APIClient, device_id: str
+) -> None:
+    agent.set_target(
+        target(
+            1,
+            service("keep", services.image1, 1, SLEEP),
+            service("drop", services.image1, 2, SLEEP),
+        )
+    )
+    agent.start()
+    wait_for(lambda: _running(agent, "keep") and _running(agent, "drop"), what="both running")
+    kept = by_service(api, device_id)["keep"][0]["Id"]
+
+    agent.set_target(target(2, service("keep", services.image1, 1, SLEEP)))
+    wait_for(lambda: "drop" not in by_service(api, device_id), what="drop removed")
+    wait_for(lambda: (s := agent.status()) and "drop" not in s["services"], what="status updated")
+    assert [r["Id"] for r in by_service(api, device_id)["keep"]] == [kept]
+
+
+def test_containers_without_this_devices_labels_are_never_touched(
+    agent: AgentProcess, services: Services, api: docker.APIClient, device_id: str
+) -> None:
+    api.pull(services.image1.rsplit(":", 1)[0], tag="1")
+    foreign = [
+        api.create_container(
+            services.image1,
+            SLEEP,
+            name=f"{device_id}-unlabelled",
+            host_config=api.create_host_config(network_mode="none"),
+        ),
+        api.create_container(
+            services.image1,
+            SLEEP,
+            name=f"{device_id}-other-device",
+            labels={
+                "io.fleet-agent.managed": "true",
+                "io.fleet-agent.device": "someone-else",
+                "io.fleet-agent.service": "app",
+            },
+            host_config=api.create_host_config(network_mode="none"),
+        ),
+    ]
+    try:
+        for created in foreign:
+            api.start(created["Id"])
+        agent.set_target(target(1, service("app", services.image1, command=SLEEP)))
+        agent.start()
+        wait_for(lambda: _running(agent, "app"), what="app running")
+        agent.set_target(target(2))  # explicit empty target: every managed service goes
+        wait_for(lambda: not by_service(api, device_id), what="managed container removed")
+        wait_for(lambda: (s := agent.status()) and s["state"]["targetVersion"] == 2)
+        for created in foreign:
+            assert api.inspect_container(created["Id"])["State"]["Running"] is True
+    finally:
+        for created in foreign:
+            api.remove_container(created["Id"], force=True)
+
+
+def test_reordering_ports_or_environment_recreates_nothing(
+    agent: AgentProcess, services: Services, api: docker.APIClient, device_id: str
+) -> None:
+    env = {"A": "1", "B": "2"}
+    first = service(
+        "app", services.image1, command=SLEEP, environment=env, volumes=["/tmp:/a:ro", "/tmp:/b"]
+    )
+    agent.set_target(target(1, first))
+    agent.start()
+    before = wait_for(lambda: _running(agent, "app"), what="app running")
+    reordered = service(
+        "app",
+        services.image1,
+        command=SLEEP,
+        environment={"B": "2", "A": "1"},
+        volumes=["/tmp:/b", "/tmp:/a:ro"],
+    )
+    agent.set_target(target(2, reordered))
+    wait_for(lambda: (s := agent.service("app")) and s["targetVersion"] == 2, what="v2 seen")
+    assert [r["Id"] for r in by_service(api, device_id)["app"]] == [before["containerId"]]
+
+
+def test_a_malformed_target_file_is_rejected_with_every_error_and_changes_nothing(
+    agent: AgentProcess, services: Services, api: docker.APIClient, device_id: str
+) -> None:
+    agent.set_target(target(1, service("app", services.image1, command=SLEEP)))
+    agent.start()
+    before = wait_for(lambda: _running(agent, "app"), what="app running")
+
+    broken = target(2, service("app", "Bad Image!", command=SLEEP), service("app", services.image1))
+    broken["apps"]["1001"]["services"][1]["config"]["restart"] = "sometimes"
+    agent.set_target(broken)
+    ack = wait_for(lambda: (a := agent.ack()) and a["version"] == 2 and a, what="ack of v2")
+    assert ack["accepted"] is False and ack["code"] == 400
+    assert {e["path"] for e in ack["errors"]} == {"$.apps.1001.services[1].config.restart"}
+
+    agent.set_target(
+        target(3, service("app", "Bad Image!", command=SLEEP), service("app", services.image1, 2))
+    )
+    ack = wait_for(lambda: (a := agent.ack()) and a["version"] == 3 and a, what="ack of v3")
+    assert ack["code"] == 400
+    paths = {e["path"] for e in ack["errors"]}
+    assert paths == {"$.apps.1001.services[0].imageName", "$.apps.1001.services[1].serviceName"}
+
+    agent.set_target("{not json")
+    ack = wait_for(lambda: (a := agent.ack()) and a["version"] is None and a, what="json ack")
+    assert ack["code"] == 400 and "invalid JSON" in ack["errors"][0]["message"]
+
+    status = agent.status()
+    assert status is not None and status["state"]["targetVersion"] == 1
+    assert [r["Id"] for r in by_service(api, device_id)["app"]] == [before["containerId"]]
+    persisted = json.loads((agent.state_dir / "target.json").read_bytes())
+    assert persisted["version"] == 1
+
+
+def test_the_persisted_target_runs_after_a_restart_without_a_target_source(
+    agent: AgentProcess, services: Services, api: docker.APIClient, device_id: str
+) -> None:
+    agent.set_target(target(4, service("app", services.image1, command=SLEEP)))
+    agent.start()
+    before = wait_for(lambda: _running(agent, "app"), what="app running")
+    agent.stop()
+    api.remove_container(before["containerId"], force=True)
+
+    agent.start(target_file=False)
+    after = wait_for(
+        lambda: (s := _running(agent, "app")) and s["containerId"] != before["containerId"] and s
+    )
+    assert after["targetVersion"] == 4
