@@ -19,11 +19,15 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from fleet_agent import commands
+from fleet_agent.commands import CommandResult
 from fleet_agent.config import Settings
 from fleet_agent.engine import Engine
 from fleet_agent.model import Ack
+from fleet_agent.mqtt import MqttLink
 from fleet_agent.publish import FilePublisher, Publisher
 from fleet_agent.reconciler import Reconciler
+from fleet_agent.spec import desired_services
 from fleet_agent.store import TargetStore
 
 log = structlog.get_logger(__name__)
@@ -75,10 +79,16 @@ class Agent:
             pull_timeout=settings.pull_timeout,
             stop_timeout=settings.stop_timeout,
         )
+        self.watcher = TargetFileWatcher(target_file, self.offer) if target_file else None
+        self.link: MqttLink | None = None
+        if settings.mqtt_url not in ("", "none"):
+            # With a target file, MQTT still carries statuses but no longer brings targets.
+            on_target = None if target_file else (lambda payload: self.offer(payload, "mqtt"))
+            self.link = MqttLink(settings, on_target, self.command, clock)
+            self.publishers.append(self.link)
         self.reconciler = Reconciler(
             settings, self.engine, self.store.current, self.publishers, self.kick, clock
         )
-        self.watcher = TargetFileWatcher(target_file, self.offer) if target_file else None
         self.scheduler = BackgroundScheduler(timezone=dt.UTC)
         self._kicked = threading.Event()
 
@@ -90,6 +100,8 @@ class Agent:
             persisted_version=persisted.version if persisted else None,
             state_dir=self.settings.state_dir,
         )
+        if self.link is not None:
+            self.link.start()
         if self.watcher is not None:
             self.watcher.check()
             self.scheduler.add_job(
@@ -113,6 +125,8 @@ class Agent:
     def stop(self) -> None:
         self.scheduler.shutdown(wait=True)
         self.reconciler.close()
+        if self.link is not None:
+            self.link.stop()
         log.info("agent stopped", device_id=self.settings.device_id)
 
     def kick(self) -> None:
@@ -143,6 +157,18 @@ class Agent:
         if decision.target is not None:
             self.kick()
         return ack
+
+    def command(self, name: str, payload: bytes) -> CommandResult:
+        result = commands.execute(
+            name, payload, self.reconciler.request_retry, self.kick, self._service_names
+        )
+        log.info(
+            "command", command=name, ok=result.ok, services=result.services, error=result.error
+        )
+        return result
+
+    def _service_names(self) -> set[str]:
+        return {s.name for s in desired_services(self.store.current())}
 
     def _pass(self) -> None:
         self._kicked.clear()

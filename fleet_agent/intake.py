@@ -12,6 +12,7 @@ from fleet_agent.model import Ack, FieldError, Target, iso
 from fleet_agent.validate import decode_target
 
 DEFAULT_MAX_BYTES = 256 * 1024
+NO_TARGET = 204  # an empty payload: "no target", nothing is touched (our extension of the codes)
 
 
 class Decision(msgspec.Struct, frozen=True):
@@ -40,10 +41,17 @@ def decide(
     if len(payload) > max_bytes:
         message = f"payload of {len(payload)} bytes exceeds the limit of {max_bytes} bytes"
         return _reject(413, now, [FieldError("$", message)])
+    if not payload.strip():
+        return Decision(Ack(None, False, NO_TARGET, iso(now)), None)
     decoded = decode_target(payload)
     if isinstance(decoded, list):
         return _reject(400, now, decoded, _version_of(payload))
-    version = decoded.version
+    return _against(decoded, current, now)
+
+
+def _against(target: Target, current: Target | None, now: float) -> Decision:
+    """The version rules: lower is stale (409), equal is an idempotent replay."""
+    version = target.version
     accepted = Ack(version, True, 200, iso(now))
     if current is not None and version is not None and current.version is not None:
         if version < current.version:
@@ -51,6 +59,4 @@ def decide(
             return _reject(409, now, [FieldError("$.version", message)], version)
         if version == current.version:
             return Decision(accepted, None)
-    if decoded == current:
-        return Decision(accepted, None)
-    return Decision(accepted, decoded)
+    return Decision(accepted, None if target == current else target)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 import msgspec
+from msgspec.structs import replace
 
 from fleet_agent.model import Ack, DeviceState, Event, ServiceStatus
 from fleet_agent.store import write_atomic
@@ -24,6 +25,14 @@ class Report(msgspec.Struct, frozen=True, rename="camel"):
     services: list[ServiceStatus]
     events: list[Event] = []
     engine_error: str | None = None
+
+
+def content_key(report: Report) -> bytes:
+    """The report without its `updatedAt` stamps and events: what makes a real change."""
+    services = [replace(status, updated_at="") for status in report.services]
+    return msgspec.json.encode(
+        [replace(report.state, updated_at=""), services, report.engine_error]
+    )
 
 
 class Publisher(Protocol):
@@ -44,11 +53,17 @@ class FilePublisher:
     def __init__(self, state_dir: Path) -> None:
         self.status_path = state_dir / STATUS_FILE
         self.ack_path = state_dir / ACK_FILE
+        self._last_key: bytes | None = None
 
     def publish(self, report: Report) -> None:
+        """Write only when the content changed (timestamps alone are not a change)."""
+        key = content_key(report)
+        if key == self._last_key:
+            return
         services = {status.service_name: status for status in report.services}
         document = LocalStatus(report.state, services, report.engine_error)
         write_atomic(self.status_path, msgspec.json.format(msgspec.json.encode(document)))
+        self._last_key = key
 
     def ack(self, ack: Ack) -> None:
         write_atomic(self.ack_path, msgspec.json.format(msgspec.json.encode(ack)))

@@ -1,0 +1,202 @@
+"""What the retained MQTT topics should hold after a pass, and the events it makes (pure).
+
+From each `Report` this derives the per-service status, alert and history topics, the device
+state and the device-level alert, plus one event per state change. Alerts follow the contract:
+raised as `warning`, escalated to `critical` (`MaxRetriesExceeded`) when retries are exhausted,
+cleared when the service recovers or leaves, and only replaced when severity or type changes.
+The MQTT adapter only compares and sends; every decision is here, with `now` passed in.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from msgspec.structs import replace
+
+from fleet_agent.intake import NO_TARGET
+from fleet_agent.model import Ack, DeviceState, Event, ServiceStatus, iso
+from fleet_agent.publish import Report
+
+AGENT = "_agent"
+HISTORY_LENGTH = 20
+
+
+class Alert(msgspec.Struct, frozen=True, rename="camel"):
+    device_id: str
+    service: str
+    severity: str
+    type: str
+    message: str
+    raised_at: str
+    updated_at: str
+    retry_count: int | None = None
+
+
+class HistoryEntry(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    timestamp: str
+    service_status: str
+    error_type: str | None = None
+    message: str | None = None
+    retry_count: int | None = None
+
+
+class FeedState(msgspec.Struct, frozen=True):
+    """What the feed remembers between passes."""
+
+    statuses: dict[str, ServiceStatus] = {}
+    alerts: dict[str, Alert] = {}
+    history: dict[str, list[HistoryEntry]] = {}
+    rejected: Ack | None = None
+    engine_error: str | None = None
+    device_id: str = ""
+
+
+def _severity(status: ServiceStatus) -> tuple[str, str] | None:
+    error = status.error
+    if error is None:
+        return None
+    if error.exhausted:
+        return "critical", "MaxRetriesExceeded"
+    if error.next_retry is None:  # never retried until the target changes
+        return "critical", error.type
+    return "warning", error.type
+
+
+def next_alert(previous: Alert | None, status: ServiceStatus, now: float) -> Alert | None:
+    level = _severity(status)
+    if level is None or status.error is None:
+        return None
+    severity, kind = level
+    if previous is not None and (previous.severity, previous.type) == level:
+        return previous
+    return Alert(
+        device_id=status.device_id,
+        service=status.service_name,
+        severity=severity,
+        type=kind,
+        message=status.error.message,
+        raised_at=previous.raised_at if previous else iso(now),
+        updated_at=iso(now),
+        retry_count=status.error.retry_count,
+    )
+
+
+def agent_alert(
+    previous: Alert | None,
+    device_id: str,
+    engine_error: str | None,
+    rejected: Ack | None,
+    now: float,
+) -> Alert | None:
+    """The device-level alert: an unreachable engine first, else the last rejected target."""
+    if engine_error is not None:
+        severity, kind, message = "critical", "EngineUnavailable", engine_error
+    elif rejected is not None:
+        detail = "; ".join(f"{e.path}: {e.message}" for e in rejected.errors)
+        severity, kind = "warning", "TargetRejected"
+        message = f"target version {rejected.version} rejected ({rejected.code}): {detail}"
+    else:
+        return None
+    if previous is not None and (previous.severity, previous.type, previous.message) == (
+        severity,
+        kind,
+        message,
+    ):
+        return previous
+    raised = previous.raised_at if previous and previous.type == kind else iso(now)
+    return Alert(device_id, AGENT, severity, kind, message, raised, iso(now))
+
+
+def _entry(status: ServiceStatus) -> HistoryEntry:
+    error = status.error
+    return HistoryEntry(
+        timestamp=status.updated_at,
+        service_status=status.service_status,
+        error_type=error.type if error else None,
+        message=error.message if error else None,
+        retry_count=error.retry_count if error else None,
+    )
+
+
+def _changed(before: ServiceStatus | None, after: ServiceStatus) -> bool:
+    if before is None:
+        return True
+    if before.service_status != after.service_status:
+        return True
+    return _error_key(before) != _error_key(after)
+
+
+def _error_key(status: ServiceStatus) -> tuple[str, int, bool] | None:
+    error = status.error
+    return (error.type, error.retry_count, error.exhausted) if error else None
+
+
+def state_event(before: ServiceStatus | None, after: ServiceStatus) -> Event:
+    error = after.error
+    previous = before.service_status if before else "absent"
+    return Event(
+        device_id=after.device_id,
+        type="state",
+        timestamp=after.updated_at,
+        service=after.service_name,
+        ok=error is None,
+        message=f"{previous} -> {after.service_status}"
+        + (f": {error.type}: {error.message}" if error else ""),
+        error_type=error.type if error else None,
+        retry_count=error.retry_count if error else None,
+        next_retry=error.next_retry if error else None,
+    )
+
+
+def advance(state: FeedState, report: Report, now: float) -> tuple[FeedState, list[Event]]:
+    """The feed after this report: statuses, alerts and history, and the state-change events."""
+    statuses = {s.service_name: s for s in report.services}
+    alerts: dict[str, Alert] = {}
+    history: dict[str, list[HistoryEntry]] = {}
+    events = list(report.events)
+    for name, status in statuses.items():
+        before = state.statuses.get(name)
+        entries = state.history.get(name, [])
+        if _changed(before, status):
+            events.append(state_event(before, status))
+            entries = [*entries, _entry(status)][-HISTORY_LENGTH:]
+        history[name] = entries
+        alert = next_alert(state.alerts.get(name), status, now)
+        if alert is not None:
+            alerts[name] = alert
+    state = replace(
+        state,
+        statuses=statuses,
+        alerts=alerts,
+        history=history,
+        engine_error=report.engine_error,
+        device_id=report.state.device_id,
+    )
+    return _with_agent_alert(state, now), events
+
+
+def _with_agent_alert(state: FeedState, now: float) -> FeedState:
+    previous = state.alerts.get(AGENT)
+    alert = agent_alert(previous, state.device_id, state.engine_error, state.rejected, now)
+    alerts = {k: v for k, v in state.alerts.items() if k != AGENT}
+    return replace(state, alerts=alerts | ({AGENT: alert} if alert else {}))
+
+
+def with_ack(state: FeedState, ack: Ack, now: float) -> FeedState:
+    """A rejected target raises the device alert until a target is accepted again."""
+    if ack.code == NO_TARGET:
+        return state
+    return _with_agent_alert(replace(state, rejected=None if ack.accepted else ack), now)
+
+
+def retained(state: FeedState, report_state: DeviceState) -> dict[str, tuple[bytes, bytes]]:
+    """Every retained topic suffix with its payload and its content key (no timestamps)."""
+    encode = msgspec.json.encode
+    topics: dict[str, tuple[bytes, bytes]] = {
+        "state": (encode(report_state), encode(replace(report_state, updated_at="")))
+    }
+    for name, status in state.statuses.items():
+        topics[f"services/{name}"] = (encode(status), encode(replace(status, updated_at="")))
+        topics[f"history/{name}"] = (encode(state.history.get(name, [])),) * 2
+    for name, alert in state.alerts.items():
+        topics[f"alerts/{name}"] = (encode(alert),) * 2
+    return topics

@@ -1,0 +1,208 @@
+"""MQTT adapter: the only module that speaks paho-mqtt.
+
+It connects (MQTT 5 or 3.1.1, plain or TLS), keeps the Last Will `offline` on `availability`,
+reconnects by itself with a jittered, capped backoff, and after every (re)connect subscribes
+again and republishes every retained topic of ours. Retained topics are sent only when their
+content changed; while disconnected only the latest value per topic is kept (bounded memory).
+Every callback is guarded: an exception must never kill paho's network thread.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+import paho.mqtt.client as mqtt
+import structlog
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from fleet_agent import feed
+from fleet_agent.commands import COMMANDS, CommandResult
+from fleet_agent.config import Settings
+from fleet_agent.model import Ack
+from fleet_agent.publish import Report
+
+log = structlog.get_logger(__name__)
+RECONNECT_CAP = 60.0
+MAX_QUEUED = 1000
+
+
+def reconnect_delay(attempt: int, cap: float = RECONNECT_CAP) -> int:
+    """Full-jitter exponential backoff in whole seconds (paho sleeps in whole seconds)."""
+    ceiling = min(cap, 2.0 ** min(attempt, 16))
+    return max(1, round(random.uniform(ceiling / 2, ceiling)))
+
+
+def _client(settings: Settings) -> mqtt.Client:
+    url = urlsplit(settings.mqtt_url)
+    protocol = mqtt.MQTTv5 if settings.mqtt_protocol == "5" else mqtt.MQTTv311
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"fleet-agent-{settings.device_id}",
+        protocol=protocol,
+        transport="tcp",
+    )
+    client.suppress_exceptions = True
+    client.max_queued_messages_set(MAX_QUEUED)
+    if settings.mqtt_username:
+        client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+    if url.scheme == "mqtts":
+        client.tls_set(
+            ca_certs=settings.mqtt_ca_file,
+            certfile=settings.mqtt_cert_file,
+            keyfile=settings.mqtt_key_file,
+        )
+    return client
+
+
+class MqttLink:
+    """Targets and commands in; statuses, alerts, history, events and acks out."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        on_target: Callable[[bytes], Any] | None,
+        on_command: Callable[[str, bytes], CommandResult],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        url = urlsplit(settings.mqtt_url)
+        if url.scheme not in ("mqtt", "mqtts") or not url.hostname:
+            raise ValueError(f"unsupported MQTT URL {settings.mqtt_url!r}")
+        self.host = url.hostname
+        self.port = url.port or (8883 if url.scheme == "mqtts" else 1883)
+        self.base = f"{settings.topic_prefix}/{settings.device_id}"
+        self.on_target = on_target
+        self.on_command = on_command
+        self.clock = clock
+        self.client = _client(settings)
+        self.client.will_set(self.topic("availability"), "offline", qos=1, retain=True)
+        self.client.on_connect = self._guarded(self._on_connect)
+        self.client.on_disconnect = self._guarded(self._on_disconnect)
+        self.client.on_connect_fail = self._guarded(self._on_connect_fail)
+        self.client.on_message = self._guarded(self._on_message)
+        self._lock = threading.RLock()
+        self._feed = feed.FeedState()
+        self._state_doc: Any = None
+        self._snapshot: dict[str, tuple[bytes, bytes]] = {}
+        self._ack: bytes | None = None
+        self._attempt = 0
+
+    def topic(self, suffix: str) -> str:
+        return f"{self.base}/{suffix}"
+
+    def start(self) -> None:
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        """Say `offline` ourselves (the Will only fires on a lost link), then disconnect."""
+        if self.client.is_connected():
+            info = self.client.publish(self.topic("availability"), "offline", qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=3)
+            except (RuntimeError, ValueError):
+                log.warning("could not confirm the offline message")
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # Publisher interface -------------------------------------------------------------------
+
+    def publish(self, report: Report) -> None:
+        now = self.clock()
+        with self._lock:
+            self._feed, events = feed.advance(self._feed, report, now)
+            self._state_doc = report.state
+            self._sync()
+        for event in events:
+            self._send(self.topic("events"), msgspec.json.encode(event), retain=False)
+
+    def ack(self, ack: Ack) -> None:
+        with self._lock:
+            self._ack = msgspec.json.encode(ack)
+            self._send(self.topic("target/ack"), self._ack)
+            self._feed = feed.with_ack(self._feed, ack, self.clock())
+            self._sync()
+
+    # internals -----------------------------------------------------------------------------
+
+    def _sync(self) -> None:
+        """Send what changed in content; clear topics that are no longer ours."""
+        wanted = feed.retained(self._feed, self._state_doc) if self._state_doc else {}
+        for suffix, (payload, key) in wanted.items():
+            if self._snapshot.get(suffix, (b"", b""))[1] != key or suffix not in self._snapshot:
+                self._snapshot[suffix] = (payload, key)
+                self._send(self.topic(suffix), payload)
+        for suffix, (payload, _) in list(self._snapshot.items()):
+            if suffix not in wanted and payload:
+                self._snapshot[suffix] = (b"", b"")
+                self._send(self.topic(suffix), b"")
+
+    def _send(self, topic: str, payload: bytes, retain: bool = True) -> None:
+        if self.client.is_connected():
+            self.client.publish(topic, payload, qos=1, retain=retain)
+
+    def _republish(self) -> None:
+        with self._lock:
+            if self._ack is not None:
+                self._send(self.topic("target/ack"), self._ack)
+            for suffix, (payload, _) in self._snapshot.items():
+                self._send(self.topic(suffix), payload)
+
+    def _guarded(self, callback: Callable[..., None]) -> Callable[..., None]:
+        def run(*args: Any) -> None:
+            try:
+                callback(*args)
+            except Exception:
+                log.exception("MQTT callback failed", callback=callback.__name__)
+
+        return run
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("MQTT connection refused", reason=str(reason))
+            return
+        self._attempt = 0
+        log.info("MQTT connected", host=self.host, port=self.port)
+        subscriptions = [(self.topic(f"cmd/{name}"), 1) for name in COMMANDS]
+        if self.on_target is not None:
+            subscriptions.append((self.topic("target"), 1))
+        client.subscribe(subscriptions)
+        client.publish(self.topic("availability"), "online", qos=1, retain=True)
+        self._republish()
+
+    def _on_disconnect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        log.warning("MQTT disconnected", reason=str(reason))
+        self._backoff(client)
+
+    def _on_connect_fail(self, client: mqtt.Client, _u: Any) -> None:
+        self._backoff(client)
+
+    def _backoff(self, client: mqtt.Client) -> None:
+        self._attempt += 1
+        delay = reconnect_delay(self._attempt)
+        client.reconnect_delay_set(delay, delay)
+        log.info("MQTT reconnecting", in_seconds=delay, attempt=self._attempt)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self.topic("target"):
+            if self.on_target is not None:
+                self.on_target(bytes(message.payload))
+            return
+        name = message.topic.rsplit("/", 1)[-1]
+        result = msgspec.json.encode(self.on_command(name, bytes(message.payload)))
+        self._send(self.topic("cmd/result"), result, retain=False)
+        props = getattr(message, "properties", None)
+        response_topic = getattr(props, "ResponseTopic", None)
+        if response_topic and self.client.is_connected():
+            reply = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            correlation = getattr(props, "CorrelationData", None)
+            if correlation is not None:
+                reply.CorrelationData = correlation
+            self.client.publish(response_topic, result, qos=1, properties=reply)
