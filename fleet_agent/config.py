@@ -81,6 +81,8 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Set
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
     values |= _from_env(dict(os.environ) if environ is None else environ)
+    if isinstance(values.get("mqtt_protocol"), int):  # `mqtt_protocol = 5` in TOML
+        values["mqtt_protocol"] = str(values["mqtt_protocol"])
     if "device_id" not in values:
         raise ConfigError(f"{ENV_PREFIX}DEVICE_ID (or device_id in the config file) is required")
     try:

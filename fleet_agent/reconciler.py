@@ -17,6 +17,7 @@ import structlog
 from msgspec.structs import replace
 
 from fleet_agent import logs, planner
+from fleet_agent.backoff import Backoff
 from fleet_agent.config import Settings
 from fleet_agent.engine import Engine, EngineError
 from fleet_agent.model import DesiredService, Event, Target
@@ -143,7 +144,10 @@ class Reconciler:
         if keep is None:
             return runtime
         if keep.running:
-            runtime = replace(runtime, exit_seen=None, started_at=runtime.started_at or now)
+            # running at its target: whatever failed on the way there is over
+            runtime = replace(
+                runtime, deploy=Backoff(), exit_seen=None, started_at=runtime.started_at or now
+            )
             return settle_crash(runtime, now, self.settings.crash_reset_after)
         if keep.state != "exited" or runtime.exit_seen == keep.id:
             return runtime
@@ -226,9 +230,7 @@ class Reconciler:
         ctx = StatusContext(self.settings.device_id, version, self.policy, now)
         grouped = planner.by_service(containers)
         statuses = [
-            service_status(
-                ctx, s, grouped.get(s.name, []), self.runtimes[s.name], s.name in self._pulls
-            )
+            service_status(ctx, s, grouped.get(s.name, []), self.runtimes[s.name], self._pulling(s))
             for s in desired
         ]
         wanted = {s.name for s in desired}
@@ -238,6 +240,11 @@ class Reconciler:
         report = Report(device_state(ctx, statuses, leftovers), statuses, events)
         self._publish(report)
         return report
+
+    def _pulling(self, service: DesiredService) -> bool:
+        """A pull is under way for this service's current config (not an abandoned one)."""
+        pull = self._pulls.get(service.name)
+        return pull is not None and pull[0] == service.config_hash
 
     def _publish(self, report: Report) -> None:
         self.last_report = report

@@ -80,7 +80,11 @@ def service_status(
     keep = current_container(desired, mine)
     shown = keep or next((c for c in mine if c.running), None)
     state, crash = _state(desired, keep, runtime, pulling)
-    error = _error(runtime.crash if crash else runtime.deploy, ctx.policy, crash)
+    # the contract: `error` is null whenever the service is healthy at its target
+    healthy = keep is not None and keep.running
+    error = (
+        None if healthy else _error(runtime.crash if crash else runtime.deploy, ctx.policy, crash)
+    )
     service = desired.service
     return ServiceStatus(
         device_id=ctx.device_id,

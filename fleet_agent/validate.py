@@ -18,12 +18,14 @@ import msgspec
 
 from fleet_agent import reference
 from fleet_agent.model import FieldError, Service, Target
+from fleet_agent.spec import parse_port
 
 NAME_PATTERN = re.compile(r"[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?")
 _PORT = re.compile(
-    r"(?:(?P<ip>\[[0-9a-fA-F:]+\]|[0-9.]+):)?(?:(?P<host>\d{1,5}(?:-\d{1,5})?)?:)?"
+    r"(?:(?:(?P<ip>\[[0-9a-fA-F:]+\]|[0-9.]+):)?(?P<host>\d{1,5}(?:-\d{1,5})?)?:)?"
     r"(?P<container>\d{1,5}(?:-\d{1,5})?)(?:/(?P<proto>tcp|udp|sctp))?"
 )
+_MAX_PORT = 65535
 RESERVED_LABEL_PREFIX = "io.fleet-agent."
 
 
@@ -133,7 +135,7 @@ def _service_errors(service: Service, path: str) -> Iterator[FieldError]:
     if config.image is not None and config.image != service.image_name:
         yield FieldError(f"{path}.config.image", "must equal imageName when given")
     for index, port in enumerate(config.ports):
-        if not _PORT.fullmatch(port):
+        if not _valid_port(port):
             yield FieldError(f"{path}.config.ports[{index}]", f"invalid port mapping {port!r}")
     for index, volume in enumerate(config.volumes):
         parts = volume.split(":")
@@ -147,3 +149,15 @@ def _service_errors(service: Service, path: str) -> Iterator[FieldError]:
             yield FieldError(
                 f"{path}.config.labels.{key}", f"{RESERVED_LABEL_PREFIX}* labels are reserved"
             )
+
+
+def _valid_port(mapping: str) -> bool:
+    """The grammar, and what the container spec can express: real ports, equal-length ranges."""
+    if not _PORT.fullmatch(mapping):
+        return False
+    try:
+        bindings = parse_port(mapping)
+    except ValueError:
+        return False
+    ports = [b.container_port for b in bindings] + [b.host_port or 1 for b in bindings]
+    return bool(bindings) and all(1 <= port <= _MAX_PORT for port in ports)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import pytest
 
+from tests.integration.brokers import PrivateMosquitto
 from tests.integration.helpers import REPO, AgentProcess, containers_of
 
 pytestmark = pytest.mark.integration
@@ -88,8 +89,19 @@ _REPORT_KEY = pytest.StashKey[pytest.TestReport]()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.when == "call":
         item.stash[_REPORT_KEY] = report
     return report
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[PrivateMosquitto]:
+    """A Mosquitto of this test's own, which it may stop and start again."""
+    instance = PrivateMosquitto(tmp_path)
+    instance.start()
+    yield instance
+    instance.stop()

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import docker
 
@@ -27,7 +27,7 @@ def wait_for(
     while time.monotonic() < deadline:
         last = probe()
         if last:
-            return last
+            return cast(T, last)
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}; last: {last!r}")
 
@@ -80,6 +80,7 @@ class AgentProcess:
             "FLEET_AGENT_BACKOFF_MAX": "4",
             "FLEET_AGENT_MAX_RETRIES": "10",
             "FLEET_AGENT_STOP_TIMEOUT": "1",
+            "FLEET_AGENT_MQTT_URL": "none",
         }
         self.env.update({f"FLEET_AGENT_{k.upper()}": str(v) for k, v in settings.items()})
         self.proc: subprocess.Popen[bytes] | None = None
@@ -113,8 +114,8 @@ class AgentProcess:
         return result
 
     def service(self, name: str) -> dict[str, Any] | None:
-        status = self.status()
-        return (status or {}).get("services", {}).get(name)
+        services: dict[str, dict[str, Any]] = (self.status() or {}).get("services", {})
+        return services.get(name)
 
     def ack(self) -> dict[str, Any] | None:
         try:

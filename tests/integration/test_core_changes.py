@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
 import docker
 
@@ -12,7 +13,7 @@ from tests.integration.helpers import AgentProcess, by_service, service, target,
 SLEEP = ["sh", "-c", "exec sleep 3600"]
 
 
-def _running(agent: AgentProcess, name: str) -> dict[str, object] | None:
+def _running(agent: AgentProcess, name: str) -> dict[str, Any] | None:
     status = agent.service(name)
     return status if status and status["serviceStatus"] == "running" else None
 
@@ -141,7 +142,10 @@ def test_a_malformed_target_file_is_rejected_with_every_error_and_changes_nothin
     assert paths == {"$.apps.1001.services[0].imageName", "$.apps.1001.services[1].serviceName"}
 
     agent.set_target("{not json")
-    ack = wait_for(lambda: (a := agent.ack()) and a["version"] is None and a, what="json ack")
+    ack = cast(
+        dict[str, Any],
+        wait_for(lambda: (a := agent.ack()) and a["version"] is None and a, what="json ack"),
+    )
     assert ack["code"] == 400 and "invalid JSON" in ack["errors"][0]["message"]
 
     status = agent.status()

@@ -1,0 +1,119 @@
+"""Brokers a test can own: a private Mosquitto it may stop and restart, a NATS cluster."""
+
+from __future__ import annotations
+
+import functools
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from tests.integration.helpers import wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class PrivateMosquitto:
+    """A Mosquitto on its own loopback port, without persistence, that a test may bounce."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.config = workdir / "mosquitto.conf"
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "log_dest stderr\n"
+        )
+        self.log = workdir / "mosquitto.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                ["mosquitto", "-c", str(self.config)], stdout=log, stderr=log
+            )
+        wait_for(lambda: _answers(self.port), timeout=10, what="mosquitto listening")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        wait_for(lambda: not _answers(self.port), timeout=10, what="mosquitto gone")
+
+
+class NatsCluster:
+    """Three nats-server nodes on loopback with JetStream and MQTT listeners (MQTT 3.1.1)."""
+
+    def __init__(self, workdir: Path, size: int = 3) -> None:
+        self.workdir = workdir
+        self.cluster_ports = [free_port() for _ in range(size)]
+        self.mqtt_ports = [free_port() for _ in range(size)]
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def _config(self, index: int) -> Path:
+        routes = ", ".join(
+            f"nats-route://127.0.0.1:{port}"
+            for i, port in enumerate(self.cluster_ports)
+            if i != index
+        )
+        store = self.workdir / f"js-{index}"
+        path = self.workdir / f"nats-{index}.conf"
+        path.write_text(
+            f'server_name: "n{index}"\nlisten: "127.0.0.1:{free_port()}"\n'
+            f'jetstream {{ store_dir: "{store}" }}\n'
+            f'cluster {{ name: "fleet", listen: "127.0.0.1:{self.cluster_ports[index]}", '
+            f"routes: [{routes}] }}\n"
+            f'mqtt {{ listen: "127.0.0.1:{self.mqtt_ports[index]}" }}\n'
+        )
+        return path
+
+    def start(self) -> None:
+        for index in range(len(self.cluster_ports)):
+            log = (self.workdir / f"nats-{index}.log").open("ab")
+            self.procs.append(
+                subprocess.Popen(
+                    ["nats-server", "-c", str(self._config(index))], stdout=log, stderr=log
+                )
+            )
+        for port in self.mqtt_ports:
+            wait_for(functools.partial(_answers, port), timeout=60, what=f"NATS MQTT :{port}")
+        wait_for(self._retained_crosses_the_cluster, timeout=60, interval=0.5, what="NATS ready")
+
+    def _retained_crosses_the_cluster(self) -> bool:
+        """JetStream (which keeps retained messages) needs a moment after the ports open."""
+        first, last = self.mqtt_ports[0], self.mqtt_ports[-1]
+        pub = ["mosquitto_pub", "-p", str(first), "-V", "mqttv311", "-q", "1", "-r"]
+        sub = ["mosquitto_sub", "-p", str(last), "-V", "mqttv311", "-q", "1", "-C", "1", "-W", "2"]
+        sent = subprocess.run(
+            [*pub, "-t", "ready/check", "-m", "ok"], check=False, capture_output=True
+        )
+        got = subprocess.run(
+            [*sub, "-t", "ready/check"], check=False, capture_output=True, text=True
+        )
+        return sent.returncode == 0 and got.stdout.strip() == "ok"
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        time.sleep(0.1)

@@ -1,0 +1,105 @@
+"""Image reference grammar: repository, tag and digest apart, and refusals in docker's words."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleet_agent.reference import ImageRef, parse
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("nginx", ImageRef("nginx", None, None)),
+        ("nodered/node-red:latest", ImageRef("nodered/node-red", "latest", None)),
+        ("nodered/node-red:3.1.0-18", ImageRef("nodered/node-red", "3.1.0-18", None)),
+        ("nginx:Latest", ImageRef("nginx", "Latest", None)),
+        ("foo:5000", ImageRef("foo", "5000", None)),
+        ("registry:5000/app", ImageRef("registry:5000/app", None, None)),
+        ("localhost:5000/foo/bar:1.0", ImageRef("localhost:5000/foo/bar", "1.0", None)),
+        ("ghcr.io/org/team/app:v2", ImageRef("ghcr.io/org/team/app", "v2", None)),
+        ("Registry.Example.com/app", ImageRef("Registry.Example.com/app", None, None)),
+        ("[::1]:5000/app:1", ImageRef("[::1]:5000/app", "1", None)),
+        ("a__b/c-d.e_f", ImageRef("a__b/c-d.e_f", None, None)),
+        (f"alpine@{DIGEST}", ImageRef("alpine", None, DIGEST)),
+        (f"alpine:3.19@{DIGEST}", ImageRef("alpine", "3.19", DIGEST)),
+    ],
+)
+def test_a_valid_reference_is_split_into_repository_tag_and_digest(
+    reference: str, expected: ImageRef
+) -> None:
+    assert parse(reference) == expected
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "",
+        "node red",
+        "foo:",
+        ":latest",
+        "foo:bar:baz",
+        "a___b",
+        "a.-b",
+        "/foo",
+        "foo/",
+        "foo@sha256:abc",
+    ],
+)
+def test_a_malformed_reference_is_refused_as_docker_words_it(reference: str) -> None:
+    with pytest.raises(ValueError, match=r"^invalid reference format$"):
+        parse(reference)
+
+
+@pytest.mark.parametrize("reference", ["Nginx", "nodered/Node-Red:latest", "ghcr.io/Org/app"])
+def test_an_uppercase_repository_path_is_refused_with_the_lowercase_hint(reference: str) -> None:
+    with pytest.raises(
+        ValueError, match=r"^invalid reference format: repository name must be lowercase$"
+    ):
+        parse(reference)
+
+
+def test_an_uppercase_first_component_is_read_as_a_registry_host_as_docker_does() -> None:
+    assert parse("NodeRed/node-red:latest") == ImageRef("NodeRed/node-red", "latest", None)
+
+
+def test_a_repository_name_longer_than_255_characters_is_refused() -> None:
+    parse("a" * 255)
+    with pytest.raises(ValueError, match="must not be more than 255 characters"):
+        parse("a" * 256)
+
+
+def test_a_tag_longer_than_128_characters_is_refused() -> None:
+    parse("foo:" + "t" * 128)
+    with pytest.raises(ValueError, match=r"^invalid reference format$"):
+        parse("foo:" + "t" * 129)
+
+
+@pytest.mark.parametrize(
+    ("reference", "floating"),
+    [
+        ("nginx", True),
+        ("nginx:latest", True),
+        ("nginx:1.25", False),
+        ("nginx:Latest", False),
+        (f"nginx@{DIGEST}", False),
+        (f"nginx:latest@{DIGEST}", False),
+    ],
+)
+def test_only_latest_or_no_tag_without_a_digest_is_floating(reference: str, floating: bool) -> None:
+    assert parse(reference).floating is floating
+
+
+@pytest.mark.parametrize(
+    ("reference", "pull_tag"),
+    [
+        ("nginx", "latest"),
+        ("nginx:1.25", "1.25"),
+        (f"nginx@{DIGEST}", DIGEST),
+        (f"nginx:1.25@{DIGEST}", DIGEST),
+    ],
+)
+def test_a_pull_asks_for_the_digest_else_the_tag_else_latest(reference: str, pull_tag: str) -> None:
+    assert parse(reference).pull_tag == pull_tag
