@@ -93,6 +93,7 @@ class MqttLink:
         self._snapshot: dict[str, tuple[bytes, bytes]] = {}
         self._ack: bytes | None = None
         self._attempt = 0
+        self._stopping = False
 
     def topic(self, suffix: str) -> str:
         return f"{self.base}/{suffix}"
@@ -103,6 +104,7 @@ class MqttLink:
 
     def stop(self) -> None:
         """Say `offline` ourselves (the Will only fires on a lost link), then disconnect."""
+        self._stopping = True
         if self.client.is_connected():
             info = self.client.publish(self.topic("availability"), "offline", qos=1, retain=True)
             try:
@@ -178,6 +180,8 @@ class MqttLink:
         self._republish()
 
     def _on_disconnect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if self._stopping:
+            return
         log.warning("MQTT disconnected", reason=str(reason))
         self._backoff(client)
 
