@@ -7,22 +7,22 @@ Two passes never overlap; a kick that arrives during a pass makes the next one s
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
+import random
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import structlog
-from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from fleet_agent import commands
 from fleet_agent.commands import CommandResult
 from fleet_agent.config import Settings
-from fleet_agent.engine import Engine
+from fleet_agent.engine import Engine, EngineError
 from fleet_agent.model import Ack
 from fleet_agent.mqtt import MqttLink
 from fleet_agent.publish import FilePublisher, Publisher
@@ -32,7 +32,11 @@ from fleet_agent.store import TargetStore
 
 log = structlog.get_logger(__name__)
 RECONCILE_JOB = "reconcile"
+WAKE_JOB = "wake"
+WAKE_INSTANCES = 4  # wake-ups that may wait for the running pass (each one is a full pass)
 WATCH_INTERVAL = 1.0
+EVENTS_RETRY = 1.0
+KICKING_EVENTS = frozenset({"start", "die", "stop", "kill", "oom", "destroy", "pause", "unpause"})
 
 
 class TargetFileWatcher:
@@ -90,7 +94,10 @@ class Agent:
             settings, self.engine, self.store.current, self.publishers, self.kick, clock
         )
         self.scheduler = BackgroundScheduler(timezone=dt.UTC)
-        self._kicked = threading.Event()
+        self._pass_lock = threading.Lock()
+        self._wake_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._events = threading.Thread(target=self._follow_events, name="events", daemon=True)
 
     def start(self) -> None:
         persisted = self.store.load()
@@ -121,9 +128,16 @@ class Agent:
             next_run_time=dt.datetime.now(dt.UTC),
         )
         self.scheduler.start()
+        self._events.start()
 
     def stop(self) -> None:
-        self.scheduler.shutdown(wait=True)
+        self._stopping.set()
+        self.engine.close_events()
+        # Not wait=True: APScheduler would wait for jobs while holding its job store lock,
+        # which a pass needs to book its next wake-up. Waiting for the pass lock is enough.
+        self.scheduler.shutdown(wait=False)
+        with self._pass_lock:
+            pass
         self.reconciler.close()
         if self.link is not None:
             self.link.stop()
@@ -131,8 +145,7 @@ class Agent:
 
     def kick(self) -> None:
         """Ask for a pass now; during a pass, the next one starts as soon as it ends."""
-        self._kicked.set()
-        self._reschedule(self.clock())
+        self._wake_at(self.clock())
 
     def offer(self, payload: bytes, source: str) -> Ack:
         decision = self.store.offer(payload, self.clock(), self.settings.max_target_bytes)
@@ -170,17 +183,49 @@ class Agent:
     def _service_names(self) -> set[str]:
         return {s.name for s in desired_services(self.store.current())}
 
-    def _pass(self) -> None:
-        self._kicked.clear()
-        try:
-            wake = self.reconciler.run_pass()
-        except Exception:  # the scheduler must keep running whatever a pass hits
-            log.exception("reconcile pass crashed")
-            wake = self.clock() + self.settings.reconcile_interval
-        self._reschedule(self.clock() if self._kicked.is_set() else wake)
+    def _follow_events(self) -> None:
+        """Kick a pass on every exit, start or removal; re-follow after the engine returns."""
+        while not self._stopping.is_set():
+            try:
+                self.kick()  # (re)connected: whatever happened meanwhile, look once
+                for event in self.engine.events():
+                    self.reconciler.note_event(event)
+                    if event.action in KICKING_EVENTS:
+                        self.kick()
+            except EngineError:
+                pass
+            except Exception:
+                log.exception("following engine events failed")
+            self._stopping.wait(EVENTS_RETRY + random.uniform(0, EVENTS_RETRY))
 
-    def _reschedule(self, at: float) -> None:
-        with contextlib.suppress(JobLookupError):
-            self.scheduler.modify_job(
-                RECONCILE_JOB, next_run_time=dt.datetime.fromtimestamp(at, dt.UTC)
+    def _pass(self) -> None:
+        with self._pass_lock:  # passes never overlap; a wake-up during one waits its turn
+            if self._stopping.is_set():
+                return
+            try:
+                wake = self.reconciler.run_pass()
+            except Exception:  # the scheduler must keep running whatever a pass hits
+                log.exception("reconcile pass crashed")
+                wake = self.clock() + self.settings.reconcile_interval
+        self._wake_at(wake)
+
+    def _wake_at(self, at: float) -> None:
+        """One pending wake-up job at the earliest time anyone asked for (a kick is `now`).
+
+        The periodic job is never moved; wake-ups are one-shot jobs of their own, so a
+        wake-up can never be lost to the scheduler rescheduling a job that is running."""
+        when = dt.datetime.fromtimestamp(at, dt.UTC)
+        with self._wake_lock:
+            if self._stopping.is_set():
+                return
+            pending = self.scheduler.get_job(WAKE_JOB)
+            if pending is not None and pending.next_run_time and pending.next_run_time <= when:
+                return
+            self.scheduler.add_job(
+                self._pass,
+                DateTrigger(run_date=when),
+                id=WAKE_JOB,
+                replace_existing=True,
+                max_instances=WAKE_INSTANCES,
+                misfire_grace_time=None,
             )

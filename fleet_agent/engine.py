@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import docker
 import docker.errors
@@ -32,6 +32,17 @@ ErrorKind = Literal[
     "not_found", "invalid_reference", "unavailable", "timeout", "conflict", "failed"
 ]
 _EXIT = re.compile(r"Exited \((-?\d+)\)")
+
+
+class ContainerEvent(NamedTuple):
+    action: str
+    container: str
+    by_agent: bool  # the agent itself stopped or removed this container
+
+    @property
+    def manual_stop(self) -> bool:
+        """Someone stopped the container through the engine (not the agent, not its own exit)."""
+        return self.action in ("stop", "kill") and not self.by_agent
 
 
 class EngineError(Exception):
@@ -86,6 +97,9 @@ class Engine:
         self.device_id = device_id
         self.api = docker.APIClient(version=API_VERSION, timeout=timeout, **params)
         self._pull_api = docker.APIClient(version=API_VERSION, timeout=pull_timeout, **params)
+        self._events_api = docker.APIClient(version=API_VERSION, timeout=None, **params)
+        self._events: Any = None
+        self._own_stops: set[str] = set()  # containers the agent itself stops or removes
         self.pull_timeout = pull_timeout
         self.stop_timeout = stop_timeout
 
@@ -111,11 +125,19 @@ class Engine:
             except EngineError as exc:
                 if exc.kind != "not_found":
                     raise
+        try:
+            self._pull(ref, should_stop)
+        except EngineError as exc:
+            if exc.kind != "unavailable":
+                raise
+            self.ping()  # the engine answers: it was the registry that stalled, not the engine
+            raise EngineError("timeout", f"pull stalled for {self.pull_timeout:g}s") from exc
+
+    def _pull(self, ref: reference.ImageRef, should_stop: Callable[[], bool]) -> None:
         deadline = time.monotonic() + self.pull_timeout
         with _translated(timeout_kind="timeout"):
-            for chunk in self._pull_api.pull(
-                ref.repository, tag=ref.pull_tag, stream=True, decode=True
-            ):
+            stream = self._pull_api.pull(ref.repository, tag=ref.pull_tag, stream=True, decode=True)
+            for chunk in stream:
                 if "error" in chunk:
                     raise EngineError(_pull_error_kind(chunk["error"]), chunk["error"])
                 if time.monotonic() > deadline or should_stop():
@@ -153,12 +175,36 @@ class Engine:
             self.api.start(container)
 
     def stop(self, container: str) -> None:
+        self._own_stops.add(container)
         with _translated():
             self.api.stop(container, timeout=self.stop_timeout)
 
     def remove(self, container: str) -> None:
+        self._own_stops.add(container)
         with _translated():
             self.api.remove_container(container, v=True, force=True)
+
+    def events(self) -> Iterator[ContainerEvent]:
+        """Follow this device's container events until the stream breaks (engine gone)."""
+        filters = {
+            "type": "container",
+            "label": [f"{LABEL_MANAGED}=true", f"{LABEL_DEVICE}={self.device_id}"],
+        }
+        with _translated():
+            self._events = self._events_api.events(decode=True, filters=filters)
+            for raw in self._events:
+                actor = raw.get("Actor") or {}
+                container = str(actor.get("ID") or raw.get("id", ""))
+                action = str(raw.get("Action") or raw.get("status", "")).split(":")[0]
+                by_agent = container in self._own_stops
+                if action == "destroy":
+                    self._own_stops.discard(container)
+                yield ContainerEvent(action, container, by_agent)
+
+    def close_events(self) -> None:
+        stream, self._events = self._events, None
+        if stream is not None:
+            stream.close()
 
     def exit_details(self, container: str, tail: int = 5) -> ExitDetails:
         """Why a container stopped: exit code, OOM kill, and its last lines of output."""

@@ -96,11 +96,12 @@ def agent_alert(
         message = f"target version {rejected.version} rejected ({rejected.code}): {detail}"
     else:
         return None
-    if previous is not None and (previous.severity, previous.type, previous.message) == (
-        severity,
-        kind,
-        message,
-    ):
+    same = (
+        (previous.device_id, previous.severity, previous.type, previous.message)
+        if previous
+        else None
+    )
+    if same == (device_id, severity, kind, message):
         return previous
     raised = previous.raised_at if previous and previous.type == kind else iso(now)
     return Alert(device_id, AGENT, severity, kind, message, raised, iso(now))
@@ -150,7 +151,8 @@ def state_event(before: ServiceStatus | None, after: ServiceStatus) -> Event:
 def advance(state: FeedState, report: Report, now: float) -> tuple[FeedState, list[Event]]:
     """The feed after this report: statuses, alerts and history, and the state-change events."""
     statuses = {s.service_name: s for s in report.services}
-    alerts: dict[str, Alert] = {}
+    # the device alert is carried over: it changes only through _with_agent_alert below
+    alerts = {AGENT: state.alerts[AGENT]} if AGENT in state.alerts else {}
     history: dict[str, list[HistoryEntry]] = {}
     events = list(report.events)
     for name, status in statuses.items():

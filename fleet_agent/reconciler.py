@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import structlog
 from msgspec.structs import replace
@@ -19,10 +20,9 @@ from msgspec.structs import replace
 from fleet_agent import logs, planner
 from fleet_agent.backoff import Backoff
 from fleet_agent.config import Settings
-from fleet_agent.engine import Engine, EngineError
+from fleet_agent.engine import ContainerEvent, Engine, EngineError
 from fleet_agent.model import DesiredService, Event, Target
 from fleet_agent.outcomes import (
-    PullResult,
     StepResult,
     apply_pull,
     apply_step,
@@ -30,6 +30,7 @@ from fleet_agent.outcomes import (
     step_event,
 )
 from fleet_agent.publish import Publisher, Report
+from fleet_agent.pulls import Puller
 from fleet_agent.runtime import (
     Container,
     ExitDetails,
@@ -41,9 +42,12 @@ from fleet_agent.runtime import (
 )
 from fleet_agent.spec import desired_services
 from fleet_agent.status import StatusContext, device_state, service_status
+from fleet_agent.store import ManualStops
 
 log = structlog.get_logger(__name__)
 ENGINE_DOWN_POLL = 5.0
+DIE_SETTLE, DIE_SETTLE_MAX = 0.2, 5.0
+SHUTDOWN_GRACE = 30.0  # stops seen this long before an outage are the engine's, not a person's
 
 
 class Reconciler:
@@ -65,15 +69,15 @@ class Reconciler:
         self.policy = settings.backoff
         self.runtimes: dict[str, ServiceRuntime] = {}
         self.last_report: Report | None = None
-        self._pulls: dict[str, tuple[str, Future[PullResult]]] = {}
-        self._pull_pool = ThreadPoolExecutor(settings.pull_concurrency, "pull")
+        self.puller = Puller(engine, settings.pull_concurrency, kick)
+        self.manual_stops = ManualStops(Path(settings.state_dir))
+        self._unobserved = True  # exits seen now happened while nobody watched
+        self._dying: dict[str, float] = {}  # died per the engine's events, maybe still listed
         self._step_pool = ThreadPoolExecutor(4, "step")
         self._lock = threading.Lock()
-        self._closing = threading.Event()
 
     def close(self) -> None:
-        self._closing.set()
-        self._pull_pool.shutdown(wait=True, cancel_futures=True)
+        self.puller.close()
         self._step_pool.shutdown(wait=True)
 
     def request_retry(self, services: Iterable[str]) -> list[str]:
@@ -101,11 +105,17 @@ class Reconciler:
             self._sync(desired, containers, now)
             events = self._collect_pulls(now)
             plan = planner.plan(
-                self.settings.device_id, desired, containers, self.runtimes, set(self._pulls), now
+                self.settings.device_id,
+                desired,
+                containers,
+                self.runtimes,
+                self.puller.names(),
+                now,
             )
-            self._start_pulls(plan.pulls)
+            for pull in plan.pulls:
+                self.puller.submit(pull, self.runtimes[pull.service].config_hash)
             results = self._run_jobs(plan.jobs)
-            now = self.clock()
+            planned_at, now = now, self.clock()
             for result in results:
                 name = result.step.service
                 if name in self.runtimes:
@@ -114,13 +124,30 @@ class Reconciler:
             if results:
                 containers = self._relist(containers)
             report = self._report(target, desired, containers, events, now)
+            self._publish(report)
             logs.log_pass(report, results, events, plan.pulls)
-            return self._next_wake(now)
+            self._unobserved = False
+            return self._next_wake(planned_at, now, containers)
+
+    def note_event(self, event: ContainerEvent) -> None:
+        """An engine event: remember a stop by hand (the pass it kicks does the rest)."""
+        if event.manual_stop:
+            log.info("container stopped by hand", container=event.container[:12])
+            self.manual_stops.add(event.container, self.clock())
+        if event.action == "die":
+            self._dying[event.container] = self.clock()
 
     def _engine_down(self, exc: EngineError, now: float) -> float:
+        """No service pays for an engine outage: nothing is planned, no retry is counted."""
         log.warning("docker engine unavailable", error=exc.message)
-        if self.last_report is not None and self.last_report.engine_error != exc.message:
-            self._publish(replace(self.last_report, events=[], engine_error=exc.message))
+        self._unobserved = True
+        self.manual_stops.forget_since(now - SHUTDOWN_GRACE)
+        report = self.last_report
+        if report is None:
+            target = self.target()
+            report = self._report(target, desired_services(target), [], [], now)
+        if report.engine_error != exc.message:
+            self._publish(replace(report, events=[], engine_error=exc.message))
         return now + min(ENGINE_DOWN_POLL, self.settings.reconcile_interval)
 
     def _relist(self, before: list[Container]) -> list[Container]:
@@ -132,9 +159,12 @@ class Reconciler:
     def _sync(self, desired: list[DesiredService], containers: list[Container], now: float) -> None:
         grouped = planner.by_service(containers)
         runtimes: dict[str, ServiceRuntime] = {}
+        self.manual_stops.keep_only({c.id for c in containers if not c.running})
         for service in desired:
             runtime = runtime_for(service, self.runtimes.get(service.name))
             keep = planner.current_container(service, grouped.get(service.name, []))
+            if keep is not None:
+                runtime = replace(runtime, stopped_by_user=keep.id in self.manual_stops)
             runtimes[service.name] = self._observe(service, keep, runtime, now)
         self.runtimes = runtimes
 
@@ -156,37 +186,19 @@ class Reconciler:
         except EngineError:
             details = ExitDetails(exit_code=keep.exit_code if keep.exit_code is not None else -1)
         restart = service.service.config.restart
-        return record_exit(runtime, keep, details, restart, self.policy, now)
+        counts = not (self._unobserved or runtime.stopped_by_user)
+        runtime = settle_crash(runtime, now, self.settings.crash_reset_after)
+        return record_exit(runtime, keep, details, restart, self.policy, now, counts)
 
     def _collect_pulls(self, now: float) -> list[Event]:
         events: list[Event] = []
-        for name, (_, future) in list(self._pulls.items()):
-            if not future.done():
-                continue
-            del self._pulls[name]
-            result = future.result()
-            runtime = self.runtimes.get(name)
+        for result in self.puller.collect():
+            runtime = self.runtimes.get(result.service)
             if runtime is not None:
-                runtime = self.runtimes[name] = apply_pull(runtime, result, self.policy, now)
+                runtime = apply_pull(runtime, result, self.policy, now)
+                self.runtimes[result.service] = runtime
                 events.append(pull_event(self.settings.device_id, result, runtime, now))
         return events
-
-    def _start_pulls(self, pulls: list[planner.Pull]) -> None:
-        for pull in pulls:
-            config_hash = self.runtimes[pull.service].config_hash
-            future = self._pull_pool.submit(self._pull, pull, config_hash)
-            self._pulls[pull.service] = (config_hash, future)
-            future.add_done_callback(lambda _: self.kick())
-
-    def _pull(self, pull: planner.Pull, config_hash: str) -> PullResult:
-        try:
-            self.engine.ensure_image(pull.image, should_stop=self._closing.is_set)
-        except EngineError as exc:
-            return PullResult(pull.service, pull.image, config_hash, exc.kind, exc.message)
-        except Exception as exc:  # a pull thread must always report back
-            log.exception("pull crashed", service=pull.service)
-            return PullResult(pull.service, pull.image, config_hash, "failed", repr(exc))
-        return PullResult(pull.service, pull.image, config_hash)
 
     def _run_jobs(self, jobs: dict[str, list[planner.Step]]) -> list[StepResult]:
         futures = [self._step_pool.submit(self._run_job, steps) for steps in jobs.values()]
@@ -230,21 +242,20 @@ class Reconciler:
         ctx = StatusContext(self.settings.device_id, version, self.policy, now)
         grouped = planner.by_service(containers)
         statuses = [
-            service_status(ctx, s, grouped.get(s.name, []), self.runtimes[s.name], self._pulling(s))
+            service_status(
+                ctx,
+                s,
+                grouped.get(s.name, []),
+                self.runtimes[s.name],
+                self.puller.pulling(s.name, s.config_hash),
+            )
             for s in desired
         ]
         wanted = {s.name for s in desired}
         leftovers = sum(1 for c in containers if c.service not in wanted) + sum(
             max(0, len(grouped.get(s.name, [])) - 1) for s in desired
         )
-        report = Report(device_state(ctx, statuses, leftovers), statuses, events)
-        self._publish(report)
-        return report
-
-    def _pulling(self, service: DesiredService) -> bool:
-        """A pull is under way for this service's current config (not an abandoned one)."""
-        pull = self._pulls.get(service.name)
-        return pull is not None and pull[0] == service.config_hash
+        return Report(device_state(ctx, statuses, leftovers), statuses, events)
 
     def _publish(self, report: Report) -> None:
         self.last_report = report
@@ -254,8 +265,17 @@ class Reconciler:
             except Exception:  # one broken transport must not stop reconciling
                 log.exception("publisher failed", publisher=type(publisher).__name__)
 
-    def _next_wake(self, now: float) -> float:
+    def _next_wake(self, planned_at: float, now: float, containers: list[Container]) -> float:
         deadlines = [now + self.settings.reconcile_interval]
+        # The engine sends `die` a moment before its list says `exited`: look again shortly.
+        running = {c.id for c in containers if c.running}
+        self._dying = {
+            c: at for c, at in self._dying.items() if c in running and now - at < DIE_SETTLE_MAX
+        }
+        if self._dying:
+            deadlines.append(now + DIE_SETTLE)
         for runtime in self.runtimes.values():
-            deadlines += [b.next_retry for b in (runtime.deploy, runtime.crash) if b.next_retry]
+            # a deadline the planner already saw as due was acted on by this very pass
+            due = (runtime.deploy.next_retry, runtime.crash.next_retry)
+            deadlines += [at for at in due if at is not None and at > planned_at]
         return min(deadlines)

@@ -78,10 +78,13 @@ def record_exit(
     restart: RestartPolicy,
     policy: BackoffPolicy,
     now: float,
+    counts: bool = True,
 ) -> ServiceRuntime:
-    """Count a newly seen exit; it feeds the crash backoff only when a restart will follow."""
+    """Note a newly seen exit. It feeds the crash backoff only when a restart will follow and
+    the exit is the container's own doing (`counts`): an exit the agent did not witness (the
+    engine or the device restarted) or a stop by hand under `always` is restarted at once."""
     runtime = replace(runtime, exit_seen=container.id, started_at=None)
-    if not should_restart(restart, details.exit_code, runtime.stopped_by_user):
+    if not counts or not should_restart(restart, details.exit_code, runtime.stopped_by_user):
         return runtime
     failure = Failure("CrashLoopBackOff", exit_message(details), now)
     return replace(runtime, crash=record_failure(runtime.crash, policy, failure))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -19,6 +20,7 @@ from fleet_agent.intake import DEFAULT_MAX_BYTES, Decision, decide
 from fleet_agent.model import Target
 
 TARGET_FILE = "target.json"
+MANUAL_STOPS_FILE = "manual-stops.json"
 log = structlog.get_logger(__name__)
 
 
@@ -76,3 +78,47 @@ class TargetStore:
                 write_atomic(self.path, msgspec.json.encode(decision.target))
                 self._target = decision.target
             return decision
+
+
+class ManualStops:
+    """Containers someone stopped by hand through the engine, kept across agent restarts.
+
+    Under `unless-stopped` such a container stays stopped, as Docker would keep it. Markers
+    from just before an engine outage are dropped: an engine shutting down stops every
+    container the same way a person would, and that must not keep services down.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / MANUAL_STOPS_FILE
+        self._lock = threading.Lock()
+        self._marks: dict[str, float] = {}
+        try:
+            self._marks = msgspec.json.decode(self.path.read_bytes(), type=dict[str, float])
+        except (FileNotFoundError, msgspec.MsgspecError):
+            self._marks = {}
+
+    def __contains__(self, container: str) -> bool:
+        with self._lock:
+            return container in self._marks
+
+    def add(self, container: str, at: float) -> None:
+        with self._lock:
+            self._marks[container] = at
+            self._save()
+
+    def keep_only(self, containers: set[str]) -> None:
+        """Forget containers that are gone or running again."""
+        self._filter(lambda container, _: container in containers)
+
+    def forget_since(self, moment: float) -> None:
+        self._filter(lambda _, at: at < moment)
+
+    def _filter(self, keep: Callable[[str, float], bool]) -> None:
+        with self._lock:
+            marks = {c: at for c, at in self._marks.items() if keep(c, at)}
+            if marks != self._marks:
+                self._marks = marks
+                self._save()
+
+    def _save(self) -> None:
+        write_atomic(self.path, msgspec.json.encode(self._marks))

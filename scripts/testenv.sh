@@ -123,7 +123,8 @@ private_engine() {
   mkdir -p "$RUN/exec" "$LIB/docker"
   serve dockerd "$RUN/dockerd.log" - 60 priv_ok \
     dockerd --host "$PRIV_HOST" --data-root "$LIB/docker" --exec-root "$RUN/exec" \
-    --pidfile "$RUN/docker.pid" --bridge=none --iptables=false --ip6tables=false
+    --pidfile "$RUN/docker.pid" --bridge=none --iptables=false --ip6tables=false \
+    --shutdown-timeout 2
 }
 
 engine() {

@@ -1,0 +1,61 @@
+"""Image pulls in the background, so a slow or stalled registry never holds up a pass.
+
+A pass starts a pull and moves on; when the pull ends, its result waits here and the pass it
+kicks collects it. At most one pull per service is under way, and the pool bounds how many
+run at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import structlog
+
+from fleet_agent.engine import Engine, EngineError
+from fleet_agent.outcomes import PullResult
+from fleet_agent.planner import Pull
+
+log = structlog.get_logger(__name__)
+
+
+class Puller:
+    def __init__(self, engine: Engine, workers: int, on_done: Callable[[], None]) -> None:
+        self.engine = engine
+        self.on_done = on_done
+        self._pool = ThreadPoolExecutor(workers, "pull")
+        self._running: dict[str, tuple[str, Future[PullResult]]] = {}
+        self._closing = threading.Event()
+
+    def names(self) -> set[str]:
+        return set(self._running)
+
+    def pulling(self, service: str, config_hash: str) -> bool:
+        """A pull is under way for this config of the service (not an abandoned one)."""
+        entry = self._running.get(service)
+        return entry is not None and entry[0] == config_hash
+
+    def submit(self, pull: Pull, config_hash: str) -> None:
+        future = self._pool.submit(self._pull, pull, config_hash)
+        self._running[pull.service] = (config_hash, future)
+        future.add_done_callback(lambda _: self.on_done())
+
+    def collect(self) -> list[PullResult]:
+        """The results of the pulls that ended since the last call."""
+        done = [name for name, (_, future) in self._running.items() if future.done()]
+        return [self._running.pop(name)[1].result() for name in done]
+
+    def close(self) -> None:
+        self._closing.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _pull(self, pull: Pull, config_hash: str) -> PullResult:
+        try:
+            self.engine.ensure_image(pull.image, should_stop=self._closing.is_set)
+        except EngineError as exc:
+            return PullResult(pull.service, pull.image, config_hash, exc.kind, exc.message)
+        except Exception as exc:  # a pull thread must always report back
+            log.exception("pull crashed", service=pull.service)
+            return PullResult(pull.service, pull.image, config_hash, "failed", repr(exc))
+        return PullResult(pull.service, pull.image, config_hash)
