@@ -48,6 +48,8 @@ class FeedState(msgspec.Struct, frozen=True):
     rejected: Ack | None = None
     engine_error: str | None = None
     device_id: str = ""
+    settle_after: float = 600.0  # FLEET_AGENT_CRASH_RESET_AFTER
+    running_since: dict[str, float] = {}
 
 
 def _severity(status: ServiceStatus) -> tuple[str, str] | None:
@@ -61,10 +63,18 @@ def _severity(status: ServiceStatus) -> tuple[str, str] | None:
     return "warning", error.type
 
 
-def next_alert(previous: Alert | None, status: ServiceStatus, now: float) -> Alert | None:
+def next_alert(
+    previous: Alert | None, status: ServiceStatus, now: float, settled: bool = True
+) -> Alert | None:
+    """`settled`: the service has run long enough since its last restart to count as healthy.
+
+    A crash-looping container is briefly `running` after each restart; its alert stays up
+    until it has run without exiting as long as it takes to reset the crash backoff."""
     level = _severity(status)
     if level is None or status.error is None:
-        return None
+        probation = status.service_status == "running" and status.restart_count > 0
+        crashing = previous is not None and previous.type == "CrashLoopBackOff"
+        return previous if crashing and probation and not settled else None
     severity, kind = level
     if previous is not None and (previous.severity, previous.type) == level:
         return previous
@@ -93,7 +103,8 @@ def agent_alert(
     elif rejected is not None:
         detail = "; ".join(f"{e.path}: {e.message}" for e in rejected.errors)
         severity, kind = "warning", "TargetRejected"
-        message = f"target version {rejected.version} rejected ({rejected.code}): {detail}"
+        which = "target" if rejected.version is None else f"target version {rejected.version}"
+        message = f"{which} rejected ({rejected.code}): {detail}"
     else:
         return None
     same = (
@@ -154,15 +165,19 @@ def advance(state: FeedState, report: Report, now: float) -> tuple[FeedState, li
     # the device alert is carried over: it changes only through _with_agent_alert below
     alerts = {AGENT: state.alerts[AGENT]} if AGENT in state.alerts else {}
     history: dict[str, list[HistoryEntry]] = {}
+    running_since: dict[str, float] = {}
     events = list(report.events)
     for name, status in statuses.items():
+        if status.service_status == "running":
+            running_since[name] = state.running_since.get(name, now)
+        settled = now - running_since.get(name, now) >= state.settle_after
         before = state.statuses.get(name)
         entries = state.history.get(name, [])
         if _changed(before, status):
             events.append(state_event(before, status))
             entries = [*entries, _entry(status)][-HISTORY_LENGTH:]
         history[name] = entries
-        alert = next_alert(state.alerts.get(name), status, now)
+        alert = next_alert(state.alerts.get(name), status, now, settled)
         if alert is not None:
             alerts[name] = alert
     state = replace(
@@ -170,6 +185,7 @@ def advance(state: FeedState, report: Report, now: float) -> tuple[FeedState, li
         statuses=statuses,
         alerts=alerts,
         history=history,
+        running_since=running_since,
         engine_error=report.engine_error,
         device_id=report.state.device_id,
     )

@@ -31,6 +31,7 @@ from fleet_agent.publish import Report
 
 log = structlog.get_logger(__name__)
 RECONNECT_CAP = 60.0
+RETAINED_PER_SERVICE = ("services", "alerts", "history")
 MAX_QUEUED = 1000
 
 
@@ -88,12 +89,15 @@ class MqttLink:
         self.client.on_connect_fail = self._guarded(self._on_connect_fail)
         self.client.on_message = self._guarded(self._on_message)
         self._lock = threading.RLock()
-        self._feed = feed.FeedState(device_id=settings.device_id)
+        self._feed = feed.FeedState(
+            device_id=settings.device_id, settle_after=settings.crash_reset_after
+        )
         self._state_doc: Any = None
         self._snapshot: dict[str, tuple[bytes, bytes]] = {}
         self._ack: bytes | None = None
         self._attempt = 0
         self._stopping = False
+        self._leftovers: set[str] = set()  # retained topics of ours found on the broker
 
     def topic(self, suffix: str) -> str:
         return f"{self.base}/{suffix}"
@@ -145,10 +149,21 @@ class MqttLink:
             if suffix not in wanted and payload:
                 self._snapshot[suffix] = (b"", b"")
                 self._send(self.topic(suffix), b"")
+        for suffix in self._leftovers - wanted.keys():  # from an earlier run of the agent
+            self._send(self.topic(suffix), b"")
+        self._leftovers.clear()
 
     def _send(self, topic: str, payload: bytes, retain: bool = True) -> None:
         if self.client.is_connected():
             self.client.publish(topic, payload, qos=1, retain=retain)
+
+    def _found_retained(self, suffix: str) -> None:
+        with self._lock:
+            if suffix in self._snapshot:
+                return
+            self._leftovers.add(suffix)
+            if self._state_doc is not None:
+                self._sync()
 
     def _republish(self) -> None:
         with self._lock:
@@ -173,6 +188,8 @@ class MqttLink:
         self._attempt = 0
         log.info("MQTT connected", host=self.host, port=self.port)
         subscriptions = [(self.topic(f"cmd/{name}"), 1) for name in COMMANDS]
+        # What an earlier run left retained (a service that left the target meanwhile).
+        subscriptions += [(self.topic(f"{kind}/+"), 1) for kind in RETAINED_PER_SERVICE]
         if self.on_target is not None:
             subscriptions.append((self.topic("target"), 1))
         client.subscribe(subscriptions)
@@ -195,11 +212,19 @@ class MqttLink:
         log.info("MQTT reconnecting", in_seconds=delay, attempt=self._attempt)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        suffix = message.topic.removeprefix(self.base + "/")
+        if suffix.split("/", 1)[0] in RETAINED_PER_SERVICE:
+            if message.retain and message.payload:
+                self._found_retained(suffix)
+            return
         if message.topic == self.topic("target"):
             if self.on_target is not None:
                 self.on_target(bytes(message.payload))
             return
         name = message.topic.rsplit("/", 1)[-1]
+        if message.retain:  # a retained command would run again on every reconnect
+            log.warning("retained command ignored", command=name)
+            return
         result = msgspec.json.encode(self.on_command(name, bytes(message.payload)))
         self._send(self.topic("cmd/result"), result, retain=False)
         props = getattr(message, "properties", None)

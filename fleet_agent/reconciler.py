@@ -21,7 +21,7 @@ from fleet_agent import logs, planner
 from fleet_agent.backoff import Backoff
 from fleet_agent.config import Settings
 from fleet_agent.engine import ContainerEvent, Engine, EngineError
-from fleet_agent.model import DesiredService, Event, Target
+from fleet_agent.model import DesiredService, Event, Target, iso
 from fleet_agent.outcomes import (
     StepResult,
     apply_pull,
@@ -147,7 +147,8 @@ class Reconciler:
             target = self.target()
             report = self._report(target, desired_services(target), [], [], now)
         if report.engine_error != exc.message:
-            self._publish(replace(report, events=[], engine_error=exc.message))
+            state = replace(report.state, converged=False, updated_at=iso(now))
+            self._publish(replace(report, state=state, events=[], engine_error=exc.message))
         return now + min(ENGINE_DOWN_POLL, self.settings.reconcile_interval)
 
     def _relist(self, before: list[Container]) -> list[Container]:
@@ -246,7 +247,7 @@ class Reconciler:
                 ctx,
                 s,
                 grouped.get(s.name, []),
-                self.runtimes[s.name],
+                runtime_for(s, self.runtimes.get(s.name)),
                 self.puller.pulling(s.name, s.config_hash),
             )
             for s in desired

@@ -14,7 +14,12 @@ _ALNUM = r"[a-z0-9]+"
 _SEP = r"(?:[._]|__|-+)"
 _PATH_COMPONENT = rf"{_ALNUM}(?:{_SEP}{_ALNUM})*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+# The first component is a registry only when it looks like one (a dot, a port, localhost),
+# as Docker decides; otherwise it is part of the (lowercase) repository path.
+_DOMAIN = (
+    rf"(?:localhost(?::[0-9]+)?|{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})+(?::[0-9]+)?"
+    rf"|{_DOMAIN_COMPONENT}:[0-9]+|\[[0-9a-fA-F:]+\](?::[0-9]+)?)"
+)
 _TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 _REFERENCE = re.compile(
@@ -23,6 +28,7 @@ _REFERENCE = re.compile(
     re.ASCII,
 )
 _MAX_NAME = 255
+_DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 
 
 class ImageRef(NamedTuple):
@@ -52,4 +58,11 @@ def parse(reference: str) -> ImageRef:
         raise ValueError(
             "invalid reference format: repository name must not be more than 255 characters"
         )
-    return ImageRef(match["name"], match["tag"], match["digest"])
+    digest = match["digest"]
+    if digest is not None:
+        algorithm, _, hexdigest = digest.partition(":")
+        if len(hexdigest) != _DIGEST_LENGTHS.get(algorithm, len(hexdigest)):
+            raise ValueError(
+                f"invalid reference format: invalid checksum digest length ({algorithm})"
+            )
+    return ImageRef(match["name"], match["tag"], digest)

@@ -37,12 +37,19 @@ def _container(api: docker.APIClient, device_id: str, name: str) -> dict[str, An
 
 
 def test_a_container_exiting_with_code_3_under_always_crash_loops_then_exhausts_then_resets(
-    agent: AgentProcess, broker: PrivateMosquitto, probe: MqttProbe, services: Services,
-    api: docker.APIClient, device_id: str,
+    agent: AgentProcess,
+    broker: PrivateMosquitto,
+    probe: MqttProbe,
+    services: Services,
+    api: docker.APIClient,
+    device_id: str,
 ) -> None:
     agent.env.update(FLEET_AGENT_MQTT_URL=broker.url, FLEET_AGENT_MAX_RETRIES="4")
-    probe.publish("target", target(1, service("crash", services.image1, 1, CRASH, restart="always")),
-                  retain=True)
+    probe.publish(
+        "target",
+        target(1, service("crash", services.image1, 1, CRASH, restart="always")),
+        retain=True,
+    )
     agent.start(target_file=False)
 
     seen: dict[int, dict[str, Any]] = {}
@@ -71,10 +78,14 @@ def test_a_container_exiting_with_code_3_under_always_crash_loops_then_exhausts_
     assert alert["type"] == "MaxRetriesExceeded"
     assert _container(api, device_id, "crash")["HostConfig"]["RestartPolicy"]["Name"] in ("no", "")
 
-    probe.publish("target", target(2, service("crash", services.image1, 1, SLEEP, restart="always")),
-                  retain=True)
-    healed = probe.wait_json("services/crash", lambda s: s["serviceStatus"] == "running"
-                             and s["targetVersion"] == 2)
+    probe.publish(
+        "target",
+        target(2, service("crash", services.image1, 1, SLEEP, restart="always")),
+        retain=True,
+    )
+    healed = probe.wait_json(
+        "services/crash", lambda s: s["serviceStatus"] == "running" and s["targetVersion"] == 2
+    )
     assert healed["error"] is None and healed["restartCount"] == 0
     wait_for(lambda: probe.raw("alerts/crash") == b"", what="alert cleared")
 
@@ -103,8 +114,13 @@ def test_the_crash_backoff_resets_after_healthy_running(
     [("on-failure", ["sh", "-c", "exit 0"], 0), ("no", ["sh", "-c", "exit 3"], 3)],
 )
 def test_a_container_that_is_not_to_be_restarted_ends_exited_with_its_code(
-    agent: AgentProcess, services: Services, api: docker.APIClient, device_id: str,
-    policy: str, command: list[str], code: int,
+    agent: AgentProcess,
+    services: Services,
+    api: docker.APIClient,
+    device_id: str,
+    policy: str,
+    command: list[str],
+    code: int,
 ) -> None:
     agent.set_target(target(1, service("job", services.image1, 1, command, restart=policy)))
     agent.start()
@@ -121,10 +137,13 @@ def test_a_container_that_is_not_to_be_restarted_ends_exited_with_its_code(
 def test_a_container_stopped_by_hand_stays_stopped_under_unless_stopped_but_not_under_always(
     agent: AgentProcess, services: Services, api: docker.APIClient, device_id: str
 ) -> None:
-    agent.set_target(target(1,
-        service("polite", services.image1, 1, SLEEP, restart="unless-stopped"),
-        service("stubborn", services.image1, 2, SLEEP, restart="always"),
-    ))
+    agent.set_target(
+        target(
+            1,
+            service("polite", services.image1, 1, SLEEP, restart="unless-stopped"),
+            service("stubborn", services.image1, 2, SLEEP, restart="always"),
+        )
+    )
     agent.start()
     wait_for(lambda: (s := agent.status()) and s["state"]["converged"], what="both running")
     stubborn = _container(api, device_id, "stubborn")
@@ -132,22 +151,34 @@ def test_a_container_stopped_by_hand_stays_stopped_under_unless_stopped_but_not_
 
     api.stop(polite["Id"], timeout=1)
     api.stop(stubborn["Id"], timeout=1)
-    stopped = wait_for(lambda: (s := agent.service("polite")) and s["serviceStatus"] == "stopped"
-                       and s, what="polite reported stopped")
+    stopped = wait_for(
+        lambda: (s := agent.service("polite")) and s["serviceStatus"] == "stopped" and s,
+        what="polite reported stopped",
+    )
     assert stopped["error"] is None
-    back = wait_for(lambda: (s := agent.service("stubborn")) and s["serviceStatus"] == "running"
-                    and _container(api, device_id, "stubborn")["State"]["StartedAt"]
-                    != stubborn["State"]["StartedAt"] and s, what="stubborn started again")
+    back = wait_for(
+        lambda: (
+            (s := agent.service("stubborn"))
+            and s["serviceStatus"] == "running"
+            and _container(api, device_id, "stubborn")["State"]["StartedAt"]
+            != stubborn["State"]["StartedAt"]
+            and s
+        ),
+        what="stubborn started again",
+    )
     assert back["containerId"] == stubborn["Id"] and back["error"] is None
 
     # It stays stopped through later passes and an agent restart.
     agent.stop()
     agent.start()
     wait_for(lambda: (s := agent.service("stubborn")) and s["serviceStatus"] == "running")
-    agent.set_target(target(2,
-        service("polite", services.image1, 1, SLEEP, restart="unless-stopped"),
-        service("stubborn", services.image1, 2, SLEEP, restart="always"),
-    ))
+    agent.set_target(
+        target(
+            2,
+            service("polite", services.image1, 1, SLEEP, restart="unless-stopped"),
+            service("stubborn", services.image1, 2, SLEEP, restart="always"),
+        )
+    )
     wait_for(lambda: (s := agent.status()) and s["state"]["targetVersion"] == 2)
     assert _container(api, device_id, "polite")["State"]["Running"] is False
     assert agent.service("polite")["serviceStatus"] == "stopped"  # type: ignore[index]

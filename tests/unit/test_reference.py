@@ -61,8 +61,11 @@ def test_an_uppercase_repository_path_is_refused_with_the_lowercase_hint(referen
         parse(reference)
 
 
-def test_an_uppercase_first_component_is_read_as_a_registry_host_as_docker_does() -> None:
-    assert parse("NodeRed/node-red:latest") == ImageRef("NodeRed/node-red", "latest", None)
+def test_an_uppercase_first_component_without_dot_or_port_is_refused_as_the_engine_does() -> None:
+    # dockerd 20.10: `docker pull Fleet-test/app:1` -> "repository name must be lowercase"
+    with pytest.raises(ValueError, match="must be lowercase"):
+        parse("NodeRed/node-red:latest")
+    assert parse("Registry.Example/app:1") == ImageRef("Registry.Example/app", "1", None)
 
 
 def test_a_repository_name_longer_than_255_characters_is_refused() -> None:
