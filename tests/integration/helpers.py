@@ -117,6 +117,17 @@ class AgentProcess:
         services: dict[str, dict[str, Any]] = (self.status() or {}).get("services", {})
         return services.get(name)
 
+    def wait_service(
+        self, name: str, predicate: Callable[[dict[str, Any]], Any], timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """The service's status once `predicate` holds for it."""
+
+        def probe() -> dict[str, Any] | None:
+            status = self.service(name)
+            return status if status is not None and predicate(status) else None
+
+        return wait_for(probe, timeout=timeout, what=f"status of {name}")
+
     def ack(self) -> dict[str, Any] | None:
         try:
             result: dict[str, Any] = json.loads((self.state_dir / "target-ack.json").read_bytes())

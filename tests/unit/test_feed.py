@@ -21,8 +21,8 @@ from fleet_agent.feed import (
     retained,
     with_ack,
 )
-from fleet_agent.intake import NO_TARGET
-from fleet_agent.model import Ack, ErrorType, Event, FieldError, ServiceStatus, iso
+from fleet_agent.intake import NO_TARGET, decide
+from fleet_agent.model import Ack, ErrorType, Event, FieldError, ServiceState, ServiceStatus, iso
 from fleet_agent.publish import Report, content_key
 
 from .factories import DEVICE, T0, report, state_doc, status, status_error
@@ -625,3 +625,154 @@ def test_the_file_content_key_ignores_updated_at_stamps_and_events() -> None:
 )
 def test_the_file_content_key_changes_with_any_real_change(changed: Report) -> None:
     assert content_key(changed) != content_key(report(status()))
+
+
+# --- crash-alert hysteresis --------------------------------------------------------------------
+
+CRASH_MESSAGE = "Error: container exited with code 1"
+
+
+def crash_looping(at: float, restarts: int, retry_count: int = 1) -> ServiceStatus:
+    """nodered in CrashLoopBackOff after `restarts` restarts, the last exit at `at`."""
+    err = status_error(
+        "CrashLoopBackOff", CRASH_MESSAGE, retry_count=retry_count, at=at, next_retry=at + 10
+    )
+    return replace(status("nodered", "error", err, at=at), restart_count=restarts)
+
+
+def running_after(restarts: int, at: float, state: ServiceState = "running") -> ServiceStatus:
+    """nodered without error after `restarts` restarts (running unless told)."""
+    return replace(
+        status("nodered", "running", at=at), service_status=state, restart_count=restarts
+    )
+
+
+def crash_alert(at: float = T0) -> Alert:
+    alert = next_alert(None, crash_looping(at, 1), at)
+    assert alert is not None
+    return alert
+
+
+def test_a_crash_loop_alert_is_the_same_object_while_the_restarted_container_has_not_settled() -> (
+    None
+):
+    previous = crash_alert()
+
+    kept = next_alert(previous, running_after(2, T0 + 10), T0 + 10, settled=False)
+
+    assert kept is previous
+    assert kept == Alert(
+        DEVICE, "nodered", "warning", "CrashLoopBackOff", CRASH_MESSAGE, iso(T0), iso(T0), 1
+    )
+
+
+def test_a_crash_loop_alert_is_cleared_once_the_restarted_container_has_settled() -> None:
+    assert next_alert(crash_alert(), running_after(2, T0 + 700), T0 + 700, settled=True) is None
+
+
+def test_a_crash_loop_alert_is_cleared_at_once_when_a_new_config_runs_with_no_restarts() -> None:
+    assert next_alert(crash_alert(), running_after(0, T0 + 10), T0 + 10, settled=False) is None
+
+
+@pytest.mark.parametrize(
+    "previous",
+    [
+        next_alert(None, failing(3), T0),
+        next_alert(None, out_of_retries(T0), T0),
+        agent_alert(None, DEVICE, ENGINE_DOWN, None, T0),
+    ],
+    ids=["ImagePullBackOff", "MaxRetriesExceeded", "EngineUnavailable"],
+)
+def test_an_alert_of_another_type_is_cleared_by_a_running_restarted_container_at_once(
+    previous: Alert | None,
+) -> None:
+    assert previous is not None
+    assert next_alert(previous, running_after(2, T0 + 10), T0 + 10, settled=False) is None
+
+
+@pytest.mark.parametrize("state", ["starting", "stopped", "exited", "pending", "downloading"])
+def test_a_crash_loop_alert_is_cleared_when_the_service_is_not_running_and_has_no_error(
+    state: ServiceState,
+) -> None:
+    assert next_alert(crash_alert(), running_after(2, T0 + 10, state), T0 + 10, False) is None
+
+
+def test_a_crash_looping_service_keeps_its_alert_until_it_has_run_for_settle_after() -> None:
+    crashed, _ = advance(FeedState(settle_after=5), report(crash_looping(T0, 1)), T0)
+    raised = crashed.alerts["nodered"]
+    assert (raised.type, crashed.running_since) == ("CrashLoopBackOff", {})
+
+    state = crashed
+    for at in (T0 + 10, T0 + 12, T0 + 14):
+        state, _ = advance(state, report(running_after(2, at), at=at), at)
+        assert state.alerts["nodered"] is raised, at - T0
+        assert set(state.alerts) == {"nodered"}
+        assert state.running_since == {"nodered": T0 + 10}
+
+    settled, _ = advance(state, report(running_after(2, T0 + 15), at=T0 + 15), T0 + 15)
+
+    assert settled.alerts == {}
+    assert settled.running_since == {"nodered": T0 + 10}
+
+
+def test_running_since_starts_again_when_the_service_leaves_running() -> None:
+    state, _ = advance(FeedState(settle_after=5), report(crash_looping(T0, 1)), T0)
+    raised = state.alerts["nodered"]
+    state, _ = advance(state, report(running_after(2, T0 + 10), at=T0 + 10), T0 + 10)
+    assert state.running_since == {"nodered": T0 + 10}
+
+    state, _ = advance(state, report(crash_looping(T0 + 13, 2, 2), at=T0 + 13), T0 + 13)
+    assert (state.running_since, state.alerts["nodered"]) == ({}, raised)
+
+    for at in (T0 + 14, T0 + 18):  # 18 - 10 >= 5, but only 4 s since it runs again
+        state, _ = advance(state, report(running_after(3, at), at=at), at)
+        assert state.running_since == {"nodered": T0 + 14}
+        assert state.alerts["nodered"] is raised, at - T0
+
+    state, _ = advance(state, report(running_after(3, T0 + 19), at=T0 + 19), T0 + 19)
+    assert state.alerts == {}
+
+
+def test_a_crash_looping_service_whose_new_config_runs_loses_its_alert_in_the_same_pass() -> None:
+    state, _ = advance(FeedState(settle_after=5), report(crash_looping(T0, 1)), T0)
+
+    fresh, _ = advance(state, report(running_after(0, T0 + 10), at=T0 + 10), T0 + 10)
+
+    assert fresh.alerts == {}
+    assert fresh.running_since == {"nodered": T0 + 10}
+
+
+def test_a_service_that_never_crashed_is_running_without_an_alert_from_its_first_report() -> None:
+    state, _ = advance(FeedState(settle_after=5), report(running_after(0, T0)), T0)
+
+    assert (state.alerts, state.running_since) == ({}, {"nodered": T0})
+
+
+# --- a rejected target without a version -------------------------------------------------------
+
+
+def test_a_rejected_oversized_target_without_a_version_is_described_without_none() -> None:
+    ack = decide(b"x" * 20, None, T0, max_bytes=10).ack
+    assert (ack.version, ack.accepted, ack.code) == (None, False, 413)
+
+    alert = agent_alert(None, DEVICE, None, ack, T0)
+
+    assert alert == Alert(
+        DEVICE,
+        AGENT,
+        "warning",
+        "TargetRejected",
+        "target rejected (413): $: payload of 20 bytes exceeds the limit of 10 bytes",
+        iso(T0),
+        iso(T0),
+        None,
+    )
+
+
+def test_a_rejected_ack_without_a_version_raises_the_device_alert_naming_no_version() -> None:
+    rejected = Ack(None, False, 400, iso(T0), [FieldError("$", "malformed JSON")])
+
+    after = with_ack(FeedState(device_id=DEVICE), rejected, T0 + 1)
+
+    assert after.alerts[AGENT].message == "target rejected (400): $: malformed JSON"
+    assert "None" not in after.alerts[AGENT].message

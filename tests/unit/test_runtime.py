@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
+from msgspec.structs import replace
 
 from fleet_agent.backoff import Backoff, BackoffPolicy, Failure
 from fleet_agent.model import RestartPolicy
@@ -162,3 +165,50 @@ def test_a_container_counts_as_running_in_running_restarting_and_paused_states(
     state: str, running: bool
 ) -> None:
     assert container(desired(), state=state).running is running
+
+
+# --- settle_crash: the reset_after boundary ------------------------------------------------------
+
+
+@pytest.mark.parametrize("reset_after", [0.5, 30.0, 600.0])
+def test_the_crash_backoff_is_reset_exactly_reset_after_seconds_after_the_start(
+    reset_after: float,
+) -> None:
+    svc = desired()
+    crashed = runtime(
+        svc,
+        crash=failed([T0, T0 + 10], kind="CrashLoopBackOff"),
+        started_at=T0 + 40,
+        restart_count=2,
+        image_ready=True,
+    )
+
+    settled = settle_crash(crashed, T0 + 40 + reset_after, reset_after)
+
+    assert settled == replace(crashed, crash=Backoff())
+
+
+@pytest.mark.parametrize("reset_after", [0.5, 30.0, 600.0])
+def test_the_crash_backoff_is_kept_just_below_reset_after_seconds_since_the_start(
+    reset_after: float,
+) -> None:
+    svc = desired()
+    crashed = runtime(svc, crash=failed([T0], kind="CrashLoopBackOff"), started_at=T0 + 40)
+    just_below = math.nextafter(T0 + 40 + reset_after, -math.inf)
+
+    assert settle_crash(crashed, just_below, reset_after) is crashed
+
+
+@pytest.mark.parametrize("now", [T0, T0 + 600, T0 + 10**9])
+def test_a_container_that_is_not_running_never_resets_its_crash_backoff(now: float) -> None:
+    svc = desired()
+    crashed = runtime(svc, crash=failed([T0], kind="CrashLoopBackOff"), started_at=None)
+
+    assert settle_crash(crashed, now, 0.001) is crashed
+
+
+def test_settling_a_clean_history_leaves_the_runtime_as_it_was() -> None:
+    svc = desired()
+    clean = runtime(svc, started_at=T0)
+
+    assert settle_crash(clean, T0 + 10**6, 600) is clean

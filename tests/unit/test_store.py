@@ -10,7 +10,7 @@ import pytest
 
 from fleet_agent import store
 from fleet_agent.model import Target
-from fleet_agent.store import TARGET_FILE, TargetStore, write_atomic
+from fleet_agent.store import MANUAL_STOPS_FILE, TARGET_FILE, ManualStops, TargetStore, write_atomic
 
 from .factories import T0, encode, target_doc
 
@@ -140,3 +140,99 @@ def test_an_empty_payload_writes_nothing_and_keeps_the_current_target(tmp_path: 
     assert decision.target is None
     assert (tmp_path / TARGET_FILE).read_bytes() == before
     assert targets.current() == first
+
+
+# --- ManualStops -------------------------------------------------------------------------------
+
+
+def marks_on_disk(state_dir: Path) -> dict[str, float]:
+    return msgspec.json.decode((state_dir / MANUAL_STOPS_FILE).read_bytes(), type=dict[str, float])
+
+
+def test_a_container_marked_as_stopped_by_hand_is_contained_and_no_other(tmp_path: Path) -> None:
+    stops = ManualStops(tmp_path)
+    assert "c-1" not in stops
+
+    stops.add("c-1", T0)
+
+    assert "c-1" in stops
+    assert "c-2" not in stops
+    assert marks_on_disk(tmp_path) == {"c-1": T0}
+
+
+def test_marks_are_persisted_and_seen_by_a_new_instance_after_a_restart(tmp_path: Path) -> None:
+    stops = ManualStops(tmp_path)
+    stops.add("c-1", T0)
+    stops.add("c-2", T0 + 5)
+
+    restarted = ManualStops(tmp_path)
+
+    assert ("c-1" in restarted, "c-2" in restarted, "c-3" in restarted) == (True, True, False)
+    assert marks_on_disk(tmp_path) == {"c-1": T0, "c-2": T0 + 5}
+
+
+def test_keep_only_drops_every_mark_of_a_container_not_given_and_persists_that(
+    tmp_path: Path,
+) -> None:
+    stops = ManualStops(tmp_path)
+    for n, container in enumerate(["c-1", "c-2", "c-3"]):
+        stops.add(container, T0 + n)
+
+    stops.keep_only({"c-2", "c-9"})
+
+    assert ("c-1" in stops, "c-2" in stops, "c-3" in stops, "c-9" in stops) == (
+        False,
+        True,
+        False,
+        False,
+    )
+    assert marks_on_disk(tmp_path) == {"c-2": T0 + 1}
+    assert "c-1" not in ManualStops(tmp_path)
+
+
+def test_forget_since_drops_marks_made_at_or_after_the_moment_and_keeps_older_ones(
+    tmp_path: Path,
+) -> None:
+    stops = ManualStops(tmp_path)
+    stops.add("older", T0 - 0.001)
+    stops.add("at", T0)
+    stops.add("after", T0 + 30)
+
+    stops.forget_since(T0)
+
+    assert ("older" in stops, "at" in stops, "after" in stops) == (True, False, False)
+    assert marks_on_disk(tmp_path) == {"older": T0 - 0.001}
+
+
+def test_filtering_that_drops_nothing_writes_nothing(tmp_path: Path) -> None:
+    stops = ManualStops(tmp_path)
+
+    stops.keep_only(set())
+    stops.forget_since(T0)
+
+    assert not (tmp_path / MANUAL_STOPS_FILE).exists()
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"{", b"[]", b'{"c-1": "yesterday"}', b"\xff\xfe", b'["c-1"]']
+)
+def test_a_corrupt_manual_stops_file_is_ignored_at_load(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / MANUAL_STOPS_FILE).write_bytes(content)
+
+    stops = ManualStops(tmp_path)
+
+    assert "c-1" not in stops
+    stops.add("c-2", T0)
+    assert marks_on_disk(tmp_path) == {"c-2": T0}
+
+
+def test_a_missing_state_dir_loads_no_marks_and_is_created_by_the_first_mark(
+    tmp_path: Path,
+) -> None:
+    state_dir = tmp_path / "never-written"
+    stops = ManualStops(state_dir)
+    assert "c-1" not in stops
+
+    stops.add("c-1", T0)
+
+    assert marks_on_disk(state_dir) == {"c-1": T0}
