@@ -36,7 +36,10 @@ WAKE_JOB = "wake"
 WAKE_INSTANCES = 4  # wake-ups that may wait for the running pass (each one is a full pass)
 WATCH_INTERVAL = 1.0
 EVENTS_RETRY = 1.0
-KICKING_EVENTS = frozenset({"start", "die", "stop", "kill", "oom", "destroy", "pause", "unpause"})
+# "connected": the stream is (re)established; whatever happened meanwhile, look once.
+KICKING_EVENTS = frozenset(
+    {"connected", "start", "die", "stop", "kill", "oom", "destroy", "pause", "unpause"}
+)
 
 
 class TargetFileWatcher:
@@ -187,7 +190,6 @@ class Agent:
         """Kick a pass on every exit, start or removal; re-follow after the engine returns."""
         while not self._stopping.is_set():
             try:
-                self.kick()  # (re)connected: whatever happened meanwhile, look once
                 for event in self.engine.events():
                     self.reconciler.note_event(event)
                     if event.action in KICKING_EVENTS:

@@ -192,6 +192,7 @@ class Engine:
         }
         with _translated():
             self._events = self._events_api.events(decode=True, filters=filters)
+            yield ContainerEvent("connected", "", by_agent=False)
             for raw in self._events:
                 actor = raw.get("Actor") or {}
                 container = str(actor.get("ID") or raw.get("id", ""))
