@@ -134,6 +134,8 @@ class Reconciler:
         if event.manual_stop:
             log.info("container stopped by hand", container=event.container[:12])
             self.manual_stops.add(event.container, self.clock())
+        if event.action == "start":  # started again, by hand or by the agent under `always`
+            self.manual_stops.discard(event.container)
         if event.action == "die":
             self._dying[event.container] = self.clock()
 
@@ -160,7 +162,11 @@ class Reconciler:
     def _sync(self, desired: list[DesiredService], containers: list[Container], now: float) -> None:
         grouped = planner.by_service(containers)
         runtimes: dict[str, ServiceRuntime] = {}
-        self.manual_stops.keep_only({c.id for c in containers if not c.running})
+        # Forget marks of containers that are gone. A mark on a running container may be a
+        # stop still under way (the engine lists it as running until it is down), except in a
+        # pass after nobody watched: then it was started again meanwhile.
+        listed = {c.id for c in containers if not (self._unobserved and c.running)}
+        self.manual_stops.keep_only(listed)
         for service in desired:
             runtime = runtime_for(service, self.runtimes.get(service.name))
             keep = planner.current_container(service, grouped.get(service.name, []))

@@ -65,4 +65,6 @@ def parse(reference: str) -> ImageRef:
             raise ValueError(
                 f"invalid reference format: invalid checksum digest length ({algorithm})"
             )
+        if hexdigest != hexdigest.lower():  # the engine takes lowercase hex only
+            raise ValueError("invalid reference format: invalid checksum digest format")
     return ImageRef(match["name"], match["tag"], digest)

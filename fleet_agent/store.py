@@ -106,8 +106,11 @@ class ManualStops:
             self._marks[container] = at
             self._save()
 
+    def discard(self, container: str) -> None:
+        self._filter(lambda c, _: c != container)
+
     def keep_only(self, containers: set[str]) -> None:
-        """Forget containers that are gone or running again."""
+        """Forget every container not given."""
         self._filter(lambda container, _: container in containers)
 
     def forget_since(self, moment: float) -> None:

@@ -388,9 +388,8 @@ def test_an_engine_error_in_the_report_raises_the_device_alert_and_its_end_clear
 
 
 def test_an_engine_error_lasting_several_passes_keeps_the_same_device_alert() -> None:
-    # BUG: advance() rebuilds `alerts` without `_agent` before _with_agent_alert() looks up the
-    # previous device alert, so every pass raises it anew (raisedAt/updatedAt = now) and the
-    # retained alerts/_agent topic is republished on every pass.
+    # Regression: the device alert was raised anew at every pass (new raisedAt/updatedAt), so
+    # the retained alerts/_agent topic was republished on every pass.
     down, _ = advance(FeedState(), report(engine_error=ENGINE_DOWN), T0)
 
     still_down, _ = advance(down, report(at=T0 + 30, engine_error=ENGINE_DOWN), T0 + 30)
@@ -400,7 +399,7 @@ def test_an_engine_error_lasting_several_passes_keeps_the_same_device_alert() ->
 
 
 def test_a_rejected_target_alert_survives_later_passes_unchanged() -> None:
-    # BUG: same cause as above; the TargetRejected alert is re-raised at every pass.
+    # Regression: the TargetRejected alert was raised anew at every pass.
     fed, _ = advance(FeedState(), report(status()), T0)
     rejected = with_ack(fed, REJECTED, T0 + 1)
 
@@ -653,9 +652,7 @@ def crash_alert(at: float = T0) -> Alert:
     return alert
 
 
-def test_a_crash_loop_alert_is_the_same_object_while_the_restarted_container_has_not_settled() -> (
-    None
-):
+def test_a_crash_loop_alert_stays_the_same_object_while_the_restart_has_not_settled() -> None:
     previous = crash_alert()
 
     kept = next_alert(previous, running_after(2, T0 + 10), T0 + 10, settled=False)

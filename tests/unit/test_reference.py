@@ -106,3 +106,72 @@ def test_only_latest_or_no_tag_without_a_digest_is_floating(reference: str, floa
 )
 def test_a_pull_asks_for_the_digest_else_the_tag_else_latest(reference: str, pull_tag: str) -> None:
     assert parse(reference).pull_tag == pull_tag
+
+
+# --- registries, lowercase and digest lengths --------------------------------------------------
+
+HEX64 = "0123456789abcdef" * 4
+
+
+def test_an_uppercase_first_component_that_is_not_a_registry_is_refused_as_not_lowercase() -> None:
+    with pytest.raises(
+        ValueError, match=r"^invalid reference format: repository name must be lowercase$"
+    ):
+        parse("Fleet-test/app:1")
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("localhost/app", ImageRef("localhost/app", None, None)),
+        ("localhost:5000/app:1", ImageRef("localhost:5000/app", "1", None)),
+        (
+            f"my.registry:5000/a/b@sha256:{HEX64}",
+            ImageRef("my.registry:5000/a/b", None, f"sha256:{HEX64}"),
+        ),
+        (
+            f"my.registry:5000/a/b:2.1@sha256:{HEX64}",
+            ImageRef("my.registry:5000/a/b", "2.1", f"sha256:{HEX64}"),
+        ),
+        ("foo:5000/bar", ImageRef("foo:5000/bar", None, None)),
+        ("foo/bar:5000", ImageRef("foo/bar", "5000", None)),
+    ],
+)
+def test_a_registry_is_a_first_component_with_a_dot_a_port_or_localhost(
+    reference: str, expected: ImageRef
+) -> None:
+    assert parse(reference) == expected
+
+
+@pytest.mark.parametrize(
+    ("digest", "algorithm"),
+    [
+        ("sha256:" + "a" * 32, "sha256"),
+        ("sha256:" + "a" * 63, "sha256"),
+        ("sha256:" + "a" * 65, "sha256"),
+        ("sha512:" + "a" * 64, "sha512"),
+        ("sha384:" + "a" * 64, "sha384"),
+    ],
+)
+def test_a_digest_of_the_wrong_length_for_its_algorithm_is_refused(
+    digest: str, algorithm: str
+) -> None:
+    with pytest.raises(
+        ValueError,
+        match=rf"^invalid reference format: invalid checksum digest length \({algorithm}\)$",
+    ):
+        parse(f"alpine@{digest}")
+
+
+@pytest.mark.parametrize(
+    "digest", ["sha256:" + "a" * 64, "sha384:" + "b" * 96, "sha512:" + "c" * 128]
+)
+def test_a_digest_of_the_right_length_for_its_algorithm_is_accepted(digest: str) -> None:
+    assert parse(f"alpine@{digest}") == ImageRef("alpine", None, digest)
+
+
+def test_an_uppercase_hex_sha256_digest_is_refused_as_the_engine_refuses_it() -> None:
+    # The engine's go-digest accepts only lowercase hex (`^[a-f0-9]{64}$`, "invalid checksum
+    # digest format"): refuse such a target with 400 at the door, not at pull time.
+    with pytest.raises(ValueError, match=r"^invalid reference format"):
+        parse("alpine@sha256:" + HEX64.upper())

@@ -317,8 +317,8 @@ def test_a_malformed_port_mapping_is_reported_with_its_index(port: str) -> None:
     ],
 )
 def test_a_port_mapping_the_container_spec_cannot_express_is_rejected(port: str) -> None:
-    # BUG: validate._PORT accepts these, so the target is acked 200 and then
-    # spec.build_spec (called by planner.plan) raises or drops the port.
+    # Accepting these would make spec.build_spec (called by planner.plan) raise or drop the
+    # port on every pass.
     assert errors_of(with_config(ports=[port])) == [
         FieldError(f"{SVC_PATH}.config.ports[0]", f"invalid port mapping {port!r}")
     ]
