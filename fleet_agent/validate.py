@@ -35,11 +35,8 @@ def decode_target(payload: bytes) -> Target | list[FieldError]:
         raw = msgspec.json.decode(payload)
     except msgspec.DecodeError as exc:
         return [FieldError("$", f"invalid JSON: {exc}")]
-    errors = list(_check(raw, Target, "$"))
-    if errors:
-        return errors
-    target = msgspec.convert(raw, Target, strict=True)
-    return list(semantic_errors(target)) or target
+    errors = [*_check(raw, Target, "$"), *semantic_errors(raw)]
+    return errors or msgspec.convert(raw, Target, strict=True)
 
 
 def _type_name(value: Any) -> str:
@@ -105,21 +102,37 @@ def _check_struct(value: Any, struct: type[msgspec.Struct], path: str) -> Iterat
             yield FieldError(f"{path}.{name}", "missing required field")
 
 
-def semantic_errors(target: Target) -> Iterator[FieldError]:
-    """Rules beyond the schema: names, uniqueness, references, ports, reserved labels."""
+def _raw_apps(raw: Any) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
+    """(path, key, app) for every app object, whether `apps` is an object or a list."""
+    apps = raw.get("apps") if isinstance(raw, dict) else None
+    if isinstance(apps, dict):
+        pairs: list[tuple[str, str | None, Any]] = [(f"$.apps.{k}", k, v) for k, v in apps.items()]
+    elif isinstance(apps, list):
+        pairs = [(f"$.apps[{i}]", None, v) for i, v in enumerate(apps)]
+    else:
+        pairs = []
+    yield from ((path, key, app) for path, key, app in pairs if isinstance(app, dict))
+
+
+def semantic_errors(raw: Any) -> Iterator[FieldError]:
+    """Rules beyond the schema (names, uniqueness, references, ports, reserved labels), checked
+    on every service that decodes, so they are reported beside any schema error elsewhere."""
     seen: dict[str, str] = {}
-    entries = target.apps.items() if isinstance(target.apps, dict) else enumerate(target.apps)
-    for key, app in entries:
-        app_path = f"$.apps.{key}" if isinstance(key, str) else f"$.apps[{key}]"
-        if isinstance(key, str) and key != str(app.app_id):
-            yield FieldError(f"{app_path}.appId", f"appId {app.app_id} does not match key {key!r}")
-        for index, service in enumerate(app.services):
+    for app_path, key, app in _raw_apps(raw):
+        app_id = app.get("appId")
+        if key is not None and isinstance(app_id, int) and key != str(app_id):
+            yield FieldError(f"{app_path}.appId", f"appId {app_id} does not match key {key!r}")
+        services = app.get("services")
+        for index, raw_service in enumerate(services if isinstance(services, list) else []):
             path = f"{app_path}.services[{index}]"
+            try:
+                service = msgspec.convert(raw_service, Service, strict=True)
+            except msgspec.ValidationError:
+                continue  # its schema errors are reported already
             name = service.service_name
             if name in seen:
-                yield FieldError(
-                    f"{path}.serviceName", f"duplicate service name {name!r}, first at {seen[name]}"
-                )
+                message = f"duplicate service name {name!r}, first at {seen[name]}"
+                yield FieldError(f"{path}.serviceName", message)
             seen.setdefault(name, path)
             yield from _service_errors(service, path)
 

@@ -119,3 +119,22 @@ def test_mqtt_311_across_a_three_node_nats_cluster(
     finally:
         cloud.close()
         monitor.close()
+
+
+def test_availability_is_offline_after_a_clean_stop_and_after_a_crash(
+    agent: AgentProcess, broker: PrivateMosquitto, device_id: str
+) -> None:
+    agent.env["FLEET_AGENT_MQTT_URL"] = broker.url
+    probe = MqttProbe("127.0.0.1", broker.port, device_id)
+    try:
+        agent.start(target_file=False)
+        wait_for(lambda: probe.raw("availability") == b"online", what="online")
+        assert agent.stop() == 0
+        wait_for(lambda: probe.raw("availability") == b"offline", what="offline said on stop")
+
+        agent.start(target_file=False)
+        wait_for(lambda: probe.raw("availability") == b"online", what="online again")
+        agent.kill()
+        wait_for(lambda: probe.raw("availability") == b"offline", what="offline by Last Will")
+    finally:
+        probe.close()

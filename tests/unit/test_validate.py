@@ -334,3 +334,19 @@ def test_a_malformed_volume_is_reported_with_its_index(volume: str) -> None:
     assert errors_of(with_config(volumes=[volume])) == [
         FieldError(f"{SVC_PATH}.config.volumes[0]", f"invalid volume {volume!r}")
     ]
+
+
+def test_rule_errors_of_sound_services_are_reported_beside_schema_errors_of_others() -> None:
+    doc = target_doc(imageName="Bad Image!")
+    services = doc["apps"]["1001"]["services"]
+    services.append({**services[0], "serviceId": "two", "imageName": IMAGE})
+    services.append({**services[0], "serviceId": 3, "imageName": IMAGE})
+
+    assert {(e.path, e.message.split(":")[0]) for e in errors_of(doc)} == {
+        (f"{SVC_PATH}.imageName", "invalid reference format"),
+        ("$.apps.1001.services[1].serviceId", "Expected `int`, got `str`"),
+        (
+            "$.apps.1001.services[2].serviceName",
+            "duplicate service name 'nodered', first at $.apps.1001.services[0]",
+        ),
+    }
