@@ -14,6 +14,7 @@ import pytest
 
 from tests.integration.brokers import PrivateMosquitto
 from tests.integration.helpers import REPO, AgentProcess, containers_of
+from tests.integration.mqtt_probe import MqttProbe
 
 pytestmark = pytest.mark.integration
 
@@ -96,6 +97,14 @@ def pytest_runtest_makereport(
     if report.when == "call":
         item.stash[_REPORT_KEY] = report
     return report
+
+
+@pytest.fixture
+def probe(broker: PrivateMosquitto, device_id: str) -> Iterator[MqttProbe]:
+    """A subscriber to everything the agent under test publishes on `broker`."""
+    client = MqttProbe("127.0.0.1", broker.port, device_id)
+    yield client
+    client.close()
 
 
 @pytest.fixture

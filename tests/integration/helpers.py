@@ -106,12 +106,15 @@ class AgentProcess:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(30)
 
-    def status(self) -> dict[str, Any] | None:
+    def _read(self, name: str) -> dict[str, Any] | None:
         try:
-            result: dict[str, Any] = json.loads((self.state_dir / "status.json").read_bytes())
+            result: dict[str, Any] = json.loads((self.state_dir / name).read_bytes())
         except FileNotFoundError:
             return None
         return result
+
+    def status(self) -> dict[str, Any] | None:
+        return self._read("status.json")
 
     def service(self, name: str) -> dict[str, Any] | None:
         services: dict[str, dict[str, Any]] = (self.status() or {}).get("services", {})
@@ -129,11 +132,7 @@ class AgentProcess:
         return wait_for(probe, timeout=timeout, what=f"status of {name}")
 
     def ack(self) -> dict[str, Any] | None:
-        try:
-            result: dict[str, Any] = json.loads((self.state_dir / "target-ack.json").read_bytes())
-        except FileNotFoundError:
-            return None
-        return result
+        return self._read("target-ack.json")
 
     def log_tail(self, lines: int = 40) -> str:
         try:

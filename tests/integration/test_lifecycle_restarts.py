@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import docker
@@ -20,13 +19,6 @@ CRASH = ["sh", "-c", "echo starting up; echo giving up >&2; exit 3"]
 
 def _ts(text: str) -> float:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-@pytest.fixture
-def probe(broker: PrivateMosquitto, device_id: str) -> Iterator[MqttProbe]:
-    client = MqttProbe("127.0.0.1", broker.port, device_id)
-    yield client
-    client.close()
 
 
 def _container(api: docker.APIClient, device_id: str, name: str) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import docker
@@ -16,13 +15,6 @@ from tests.integration.helpers import AgentProcess, by_service, service, target,
 from tests.integration.mqtt_probe import MqttProbe
 
 SLEEP = ["sh", "-c", "exec sleep 3600"]
-
-
-@pytest.fixture
-def probe(broker: PrivateMosquitto, device_id: str) -> Iterator[MqttProbe]:
-    client = MqttProbe("127.0.0.1", broker.port, device_id)
-    yield client
-    client.close()
 
 
 @pytest.fixture

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import docker
-import pytest
 
 from tests.integration.brokers import PrivateMosquitto
 from tests.integration.conftest import Services
@@ -13,13 +10,6 @@ from tests.integration.helpers import AgentProcess, by_service, service, target,
 from tests.integration.mqtt_probe import MqttProbe
 
 SLEEP = ["sh", "-c", "exec sleep 3600"]
-
-
-@pytest.fixture
-def probe(broker: PrivateMosquitto, device_id: str) -> Iterator[MqttProbe]:
-    client = MqttProbe("127.0.0.1", broker.port, device_id)
-    yield client
-    client.close()
 
 
 def test_seed_scenario_over_mqtt_backs_off_exhausts_alerts_and_heals(
