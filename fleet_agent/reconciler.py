@@ -46,7 +46,7 @@ from fleet_agent.store import ManualStops
 
 log = structlog.get_logger(__name__)
 ENGINE_DOWN_POLL = 5.0
-DIE_SETTLE, DIE_SETTLE_MAX = 0.2, 5.0
+DIE_SETTLE, DIE_SETTLE_MAX = 0.05, 5.0
 SHUTDOWN_GRACE = 30.0  # stops seen this long before an outage are the engine's, not a person's
 
 
