@@ -19,7 +19,8 @@ class BackoffPolicy(msgspec.Struct, frozen=True):
 
     def delay(self, failures: int) -> float:
         """Seconds to wait after the `failures`-th failure (1-based)."""
-        return float(min(self.initial * 2 ** (failures - 1), self.maximum))
+        exponent = min(failures - 1, 62)  # any more only overflows; the cap has long applied
+        return float(min(self.initial * 2**exponent, self.maximum))
 
 
 class Failure(msgspec.Struct, frozen=True):

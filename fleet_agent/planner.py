@@ -84,7 +84,7 @@ def plan(
     desired: list[DesiredService],
     containers: list[Container],
     runtimes: dict[str, ServiceRuntime],
-    pulling: set[str],
+    pulling: set[tuple[str, str]],
     now: float,
 ) -> Plan:
     grouped = by_service(containers)
@@ -93,7 +93,12 @@ def plan(
     for service in desired:
         mine = grouped.pop(service.name, [])
         pull, steps = _plan_service(
-            device_id, service, mine, runtimes[service.name], service.name in pulling, now
+            device_id,
+            service,
+            mine,
+            runtimes[service.name],
+            (service.name, service.config_hash) in pulling,
+            now,
         )
         if pull:
             pulls.append(pull)

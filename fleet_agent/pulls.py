@@ -1,8 +1,8 @@
 """Image pulls in the background, so a slow or stalled registry never holds up a pass.
 
 A pass starts a pull and moves on; when the pull ends, its result waits here and the pass it
-kicks collects it. At most one pull per service is under way, and the pool bounds how many
-run at once.
+kicks collects it. At most one pull per service and config is under way, and the pool bounds
+how many run at once.
 """
 
 from __future__ import annotations
@@ -25,26 +25,26 @@ class Puller:
         self.engine = engine
         self.on_done = on_done
         self._pool = ThreadPoolExecutor(workers, "pull")
-        self._running: dict[str, tuple[str, Future[PullResult]]] = {}
+        self._running: dict[tuple[str, str], Future[PullResult]] = {}  # by (service, hash)
         self._closing = threading.Event()
 
-    def names(self) -> set[str]:
+    def under_way(self) -> set[tuple[str, str]]:
+        """(service, config hash) of every pull still running; an abandoned config's pull
+        finishes on its own and never holds up the pull of the service's new config."""
         return set(self._running)
 
     def pulling(self, service: str, config_hash: str) -> bool:
-        """A pull is under way for this config of the service (not an abandoned one)."""
-        entry = self._running.get(service)
-        return entry is not None and entry[0] == config_hash
+        return (service, config_hash) in self._running
 
     def submit(self, pull: Pull, config_hash: str) -> None:
         future = self._pool.submit(self._pull, pull, config_hash)
-        self._running[pull.service] = (config_hash, future)
+        self._running[(pull.service, config_hash)] = future
         future.add_done_callback(lambda _: self.on_done())
 
     def collect(self) -> list[PullResult]:
         """The results of the pulls that ended since the last call."""
-        done = [name for name, (_, future) in self._running.items() if future.done()]
-        return [self._running.pop(name)[1].result() for name in done]
+        done = [key for key, future in self._running.items() if future.done()]
+        return [self._running.pop(key).result() for key in done]
 
     def close(self) -> None:
         self._closing.set()

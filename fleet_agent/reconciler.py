@@ -102,6 +102,8 @@ class Reconciler:
                 containers = self.engine.list_managed()
             except EngineError as exc:
                 return self._engine_down(exc, now)
+            if target is None:  # "no target": nothing is touched, only reported
+                return self._idle(containers, now)
             self._sync(desired, containers, now)
             events = self._collect_pulls(now)
             plan = planner.plan(
@@ -109,7 +111,7 @@ class Reconciler:
                 desired,
                 containers,
                 self.runtimes,
-                self.puller.names(),
+                self.puller.under_way(),
                 now,
             )
             for pull in plan.pulls:
@@ -128,6 +130,13 @@ class Reconciler:
             logs.log_pass(report, results, events, plan.pulls)
             self._unobserved = False
             return self._next_wake(planned_at, now, containers)
+
+    def _idle(self, containers: list[Container], now: float) -> float:
+        report = self._report(None, [], containers, [], now)
+        state = replace(report.state, converged=False)
+        self._publish(replace(report, state=state))
+        self._unobserved = False
+        return now + self.settings.reconcile_interval
 
     def note_event(self, event: ContainerEvent) -> None:
         """An engine event: remember a stop by hand (the pass it kicks does the rest)."""

@@ -74,8 +74,11 @@ def desired_services(target: Target | None) -> list[DesiredService]:
 
 
 def container_name(device_id: str, service_name: str) -> str:
-    """One fixed name per service: the engine itself then refuses a second container for it."""
-    return f"fleet_{device_id}_{service_name}"
+    """One fixed name per service: the engine itself then refuses a second container for it.
+
+    `.` separates, since ids never hold one (`_` could: device `a` with service `b_c` and device
+    `a_b` with service `c` would clash)."""
+    return f"fleet.{device_id}.{service_name}"
 
 
 def build_spec(device_id: str, desired: DesiredService) -> ContainerSpec:

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from fleet_agent import reference
-from fleet_agent.model import FieldError, Service, Target
+from fleet_agent.model import FieldError, Target
 from fleet_agent.spec import parse_port
 
 NAME_PATTERN = re.compile(r"[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?")
@@ -115,53 +115,72 @@ def _raw_apps(raw: Any) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
 
 
 def semantic_errors(raw: Any) -> Iterator[FieldError]:
-    """Rules beyond the schema (names, uniqueness, references, ports, reserved labels), checked
-    on every service that decodes, so they are reported beside any schema error elsewhere."""
+    """Rules beyond the schema (names, uniqueness, references, ports, volumes, labels).
+
+    Each rule looks at its raw field whenever that field has the right type (the schema check
+    reports it otherwise), so one ack lists every error, schema and rules alike."""
     seen: dict[str, str] = {}
     for app_path, key, app in _raw_apps(raw):
         app_id = app.get("appId")
         if key is not None and isinstance(app_id, int) and key != str(app_id):
             yield FieldError(f"{app_path}.appId", f"appId {app_id} does not match key {key!r}")
         services = app.get("services")
-        for index, raw_service in enumerate(services if isinstance(services, list) else []):
+        for index, service in enumerate(services if isinstance(services, list) else []):
+            if not isinstance(service, dict):
+                continue
             path = f"{app_path}.services[{index}]"
-            try:
-                service = msgspec.convert(raw_service, Service, strict=True)
-            except msgspec.ValidationError:
-                continue  # its schema errors are reported already
-            name = service.service_name
-            if name in seen:
+            name = service.get("serviceName")
+            if isinstance(name, str) and name in seen:
                 message = f"duplicate service name {name!r}, first at {seen[name]}"
                 yield FieldError(f"{path}.serviceName", message)
-            seen.setdefault(name, path)
+            if isinstance(name, str):
+                seen.setdefault(name, path)
             yield from _service_errors(service, path)
 
 
-def _service_errors(service: Service, path: str) -> Iterator[FieldError]:
-    if not NAME_PATTERN.fullmatch(service.service_name):
+def _strings(value: Any) -> list[tuple[int, str]]:
+    return (
+        [(i, v) for i, v in enumerate(value) if isinstance(v, str)]
+        if isinstance(value, list)
+        else []
+    )
+
+
+def _keys(value: Any) -> list[str]:
+    return [k for k in value if isinstance(k, str)] if isinstance(value, dict) else []
+
+
+def _service_errors(service: dict[str, Any], path: str) -> Iterator[FieldError]:
+    name, image = service.get("serviceName"), service.get("imageName")
+    if isinstance(name, str) and not NAME_PATTERN.fullmatch(name):
         yield FieldError(f"{path}.serviceName", f"must match {NAME_PATTERN.pattern}")
-    try:
-        reference.parse(service.image_name)
-    except ValueError as exc:
-        yield FieldError(f"{path}.imageName", str(exc))
-    config = service.config
-    if config.image is not None and config.image != service.image_name:
+    if isinstance(image, str):
+        try:
+            reference.parse(image)
+        except ValueError as exc:
+            yield FieldError(f"{path}.imageName", str(exc))
+    raw_config = service.get("config")
+    config: dict[str, Any] = raw_config if isinstance(raw_config, dict) else {}
+    if isinstance(config.get("image"), str) and isinstance(image, str) and config["image"] != image:
         yield FieldError(f"{path}.config.image", "must equal imageName when given")
-    for index, port in enumerate(config.ports):
+    yield from _config_errors(config, f"{path}.config")
+
+
+def _config_errors(config: dict[str, Any], path: str) -> Iterator[FieldError]:
+    for index, port in _strings(config.get("ports")):
         if not _valid_port(port):
-            yield FieldError(f"{path}.config.ports[{index}]", f"invalid port mapping {port!r}")
-    for index, volume in enumerate(config.volumes):
+            yield FieldError(f"{path}.ports[{index}]", f"invalid port mapping {port!r}")
+    for index, volume in _strings(config.get("volumes")):
         parts = volume.split(":")
         if not 2 <= len(parts) <= 3 or not all(parts[:2]) or not parts[1].startswith("/"):
-            yield FieldError(f"{path}.config.volumes[{index}]", f"invalid volume {volume!r}")
-    for key in config.environment:
+            yield FieldError(f"{path}.volumes[{index}]", f"invalid volume {volume!r}")
+    for key in _keys(config.get("environment")):
         if not key or "=" in key:
-            yield FieldError(f"{path}.config.environment.{key}", "invalid variable name")
-    for key in config.labels:
+            yield FieldError(f"{path}.environment.{key}", "invalid variable name")
+    for key in _keys(config.get("labels")):
         if key.startswith(RESERVED_LABEL_PREFIX):
-            yield FieldError(
-                f"{path}.config.labels.{key}", f"{RESERVED_LABEL_PREFIX}* labels are reserved"
-            )
+            message = f"{RESERVED_LABEL_PREFIX}* labels are reserved"
+            yield FieldError(f"{path}.labels.{key}", message)
 
 
 def _valid_port(mapping: str) -> bool:

@@ -135,6 +135,7 @@ def test_a_malformed_target_file_is_rejected_with_every_error_and_changes_nothin
     assert {e["path"] for e in ack["errors"]} == {
         "$.apps.1001.services[0].imageName",
         "$.apps.1001.services[1].config.restart",
+        "$.apps.1001.services[1].serviceName",
     }
 
     agent.set_target(

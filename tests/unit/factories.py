@@ -67,7 +67,7 @@ def container(
     """A container of `of`'s service, at its target config unless `config_hash` says otherwise."""
     return Container(
         id=id,
-        name=f"fleet_{DEVICE}_{of.name}",
+        name=f"fleet.{DEVICE}.{of.name}",
         service=of.name,
         config_hash=of.config_hash if config_hash is None else config_hash,
         image=of.service.image_name if image is None else image,

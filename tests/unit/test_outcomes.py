@@ -20,7 +20,7 @@ from .factories import DEVICE, T0, desired, failed, runtime
 
 POLICY = BackoffPolicy()
 SVC = desired()
-NAME = f"fleet_{DEVICE}_nodered"
+NAME = f"fleet.{DEVICE}.nodered"
 
 
 def pull_result(

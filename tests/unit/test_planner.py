@@ -23,7 +23,7 @@ from fleet_agent.spec import build_spec
 
 from .factories import DEVICE, T0, container, desired, failed, runtime
 
-NAME = f"fleet_{DEVICE}_nodered"
+NAME = f"fleet.{DEVICE}.nodered"
 
 
 def plan_one(
@@ -34,7 +34,8 @@ def plan_one(
     pulling: bool = False,
     now: float = T0,
 ) -> Plan:
-    return plan(DEVICE, [svc], containers, {svc.name: state}, {svc.name} if pulling else set(), now)
+    pulls = {(svc.name, svc.config_hash)} if pulling else set()
+    return plan(DEVICE, [svc], containers, {svc.name: state}, pulls, now)
 
 
 def create_and_start(svc: DesiredService) -> list[Step]:
@@ -268,7 +269,7 @@ def test_one_failing_service_does_not_change_another_services_plan() -> None:
     assert together == alone
     spec = build_spec(DEVICE, healthy)
     assert together.jobs == {
-        "healthy": [Create("healthy", spec), Start("healthy", f"fleet_{DEVICE}_healthy")]
+        "healthy": [Create("healthy", spec), Start("healthy", f"fleet.{DEVICE}.healthy")]
     }
 
 
@@ -276,10 +277,18 @@ def test_each_service_that_needs_an_image_gets_its_own_pull() -> None:
     a, b, c = desired("a", "a:1"), desired("b", "b:1"), desired("c", "c:1")
     runtimes = {"a": runtime(a), "b": runtime(b), "c": runtime(c)}
 
-    result = plan(DEVICE, [a, b, c], [], runtimes, {"b"}, T0)
+    result = plan(DEVICE, [a, b, c], [], runtimes, {("b", b.config_hash)}, T0)
 
     assert result.pulls == [Pull("a", "a:1"), Pull("c", "c:1")]
     assert result.jobs == {}
+
+
+def test_a_pull_of_an_abandoned_config_does_not_hold_up_the_new_configs_pull() -> None:
+    old, new = desired("svc", "svc:1"), desired("svc", "svc:2")
+
+    result = plan(DEVICE, [new], [], {"svc": runtime(new)}, {("svc", old.config_hash)}, T0)
+
+    assert result.pulls == [Pull("svc", "svc:2")]
 
 
 # --- duplicates and half-created containers --------------------------------------------------

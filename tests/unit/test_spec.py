@@ -115,8 +115,12 @@ def test_desired_services_read_a_list_of_apps_too() -> None:
 
 
 def test_each_service_has_one_fixed_container_name_per_device() -> None:
-    assert container_name("dev-001", "nodered") == "fleet_dev-001_nodered"
-    assert container_name("dev-002", "nodered") == "fleet_dev-002_nodered"
+    assert container_name("dev-001", "nodered") == "fleet.dev-001.nodered"
+    assert container_name("dev-002", "nodered") == "fleet.dev-002.nodered"
+
+
+def test_container_names_of_different_devices_never_clash_whatever_the_underscores() -> None:
+    assert container_name("a", "b_c") != container_name("a_b", "c")
 
 
 def test_a_spec_carries_the_service_config_and_every_fleet_agent_label() -> None:
@@ -131,7 +135,7 @@ def test_a_spec_carries_the_service_config_and_every_fleet_agent_label() -> None
     )
 
     assert build_spec(DEVICE, svc) == ContainerSpec(
-        name="fleet_dev-001_nodered",
+        name="fleet.dev-001.nodered",
         image=IMAGE,
         command=["sh", "-c", "exec node-red"],
         entrypoint=["/init"],

@@ -346,6 +346,10 @@ def test_rule_errors_of_sound_services_are_reported_beside_schema_errors_of_othe
         (f"{SVC_PATH}.imageName", "invalid reference format"),
         ("$.apps.1001.services[1].serviceId", "Expected `int`, got `str`"),
         (
+            "$.apps.1001.services[1].serviceName",
+            "duplicate service name 'nodered', first at $.apps.1001.services[0]",
+        ),
+        (
             "$.apps.1001.services[2].serviceName",
             "duplicate service name 'nodered', first at $.apps.1001.services[0]",
         ),
