@@ -1,8 +1,9 @@
 """Wiring: the scheduler, the target sources and the reconciler, and their start and stop.
 
-APScheduler runs one reconcile job: periodically as a safety net, at the earliest retry deadline
-the last pass asked for, and at once when something kicks it (a new target, a finished pull).
-Two passes never overlap; a kick that arrives during a pass makes the next one start right after.
+APScheduler runs the reconcile pass periodically as a safety net, plus one-shot wake-ups at the
+earliest retry deadline the last pass asked for and at once when something kicks it (a new
+target, a finished pull, an engine event, a command), and the target file watcher. Two passes
+never overlap; a kick that arrives during a pass makes the next one start right after.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class Agent:
         )
         self.watcher = TargetFileWatcher(target_file, self.offer) if target_file else None
         self.link: MqttLink | None = None
-        if settings.mqtt_url not in ("", "none"):
+        if settings.mqtt_enabled:
             # With a target file, MQTT still carries statuses but no longer brings targets.
             on_target = None if target_file else (lambda payload: self.offer(payload, "mqtt"))
             self.link = MqttLink(settings, on_target, self.command, clock)
@@ -98,6 +99,7 @@ class Agent:
         )
         self.scheduler = BackgroundScheduler(timezone=dt.UTC)
         self._pass_lock = threading.Lock()
+        self._last_start = 0.0  # when the latest pass started
         self._wake_lock = threading.Lock()
         self._stopping = threading.Event()
         self._events = threading.Thread(target=self._follow_events, name="events", daemon=True)
@@ -135,6 +137,8 @@ class Agent:
 
     def stop(self) -> None:
         self._stopping.set()
+        if self.link is not None:  # `offline` first: whatever follows may take a while
+            self.link.stop()
         self.engine.close_events()
         # Not wait=True: APScheduler would wait for jobs while holding its job store lock,
         # which a pass needs to book its next wake-up. Waiting for the pass lock is enough.
@@ -142,8 +146,6 @@ class Agent:
         with self._pass_lock:
             pass
         self.reconciler.close()
-        if self.link is not None:
-            self.link.stop()
         log.info("agent stopped", device_id=self.settings.device_id)
 
     def kick(self) -> None:
@@ -189,8 +191,10 @@ class Agent:
     def _follow_events(self) -> None:
         """Kick a pass on every exit, start or removal; re-follow after the engine returns."""
         while not self._stopping.is_set():
+            connected = False
             try:
                 for event in self.engine.events():
+                    connected = True
                     self.reconciler.note_event(event)
                     if event.action in KICKING_EVENTS:
                         self.kick()
@@ -198,12 +202,19 @@ class Agent:
                 pass
             except Exception:
                 log.exception("following engine events failed")
+            if connected and not self._stopping.is_set():
+                self.reconciler.engine_lost(self.clock())  # even a restart of a few seconds
             self._stopping.wait(EVENTS_RETRY + random.uniform(0, EVENTS_RETRY))
 
-    def _pass(self) -> None:
+    def _pass(self, wanted_at: float | None = None) -> None:
+        """A pass; a wake-up for `wanted_at` is skipped when a pass has started since then
+        (that pass saw everything the wake-up was for)."""
         with self._pass_lock:  # passes never overlap; a wake-up during one waits its turn
             if self._stopping.is_set():
                 return
+            if wanted_at is not None and self._last_start >= wanted_at:
+                return
+            self._last_start = self.clock()
             try:
                 wake = self.reconciler.run_pass()
             except Exception:  # the scheduler must keep running whatever a pass hits
@@ -226,6 +237,7 @@ class Agent:
             self.scheduler.add_job(
                 self._pass,
                 DateTrigger(run_date=when),
+                args=[at],
                 id=WAKE_JOB,
                 replace_existing=True,
                 max_instances=WAKE_INSTANCES,

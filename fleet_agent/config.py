@@ -11,6 +11,7 @@ import sys
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -51,6 +52,15 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if not NAME_PATTERN.fullmatch(self.device_id):
             raise ValueError(f"device_id {self.device_id!r} must match {NAME_PATTERN.pattern}")
+        url = urlsplit(self.mqtt_url)
+        if self.mqtt_enabled and (url.scheme not in ("mqtt", "mqtts") or not url.hostname):
+            raise ValueError(
+                f"mqtt_url {self.mqtt_url!r}: use mqtt://host:port, mqtts://host:port or none"
+            )
+
+    @property
+    def mqtt_enabled(self) -> bool:
+        return self.mqtt_url not in ("", "none")
 
     @property
     def backoff(self) -> BackoffPolicy:

@@ -53,7 +53,9 @@ class EngineError(Exception):
 
 
 @contextmanager
-def _translated(timeout_kind: ErrorKind = "unavailable") -> Iterator[None]:
+def _translated(
+    timeout_kind: ErrorKind = "unavailable", timeout_message: str = "engine did not answer in time"
+) -> Iterator[None]:
     """Convert whatever the SDK or the transport raises into an EngineError."""
     try:
         yield
@@ -68,7 +70,7 @@ def _translated(timeout_kind: ErrorKind = "unavailable") -> Iterator[None]:
             kind = "conflict"
         raise EngineError(kind, message) from exc
     except (requests.exceptions.Timeout, TimeoutError) as exc:
-        raise EngineError(timeout_kind, f"engine did not answer in time: {exc}") from exc
+        raise EngineError(timeout_kind, timeout_message) from exc
     except (requests.exceptions.ConnectionError, ConnectionError, FileNotFoundError) as exc:
         raise EngineError("unavailable", f"engine unreachable: {exc}") from exc
     except docker.errors.DockerException as exc:
@@ -100,6 +102,7 @@ class Engine:
         self._events_api = docker.APIClient(version=API_VERSION, timeout=None, **params)
         self._events: Any = None
         self._own_stops: set[str] = set()  # containers the agent itself stops or removes
+        self._pulls: set[Any] = set()  # pull streams under way
         self.pull_timeout = pull_timeout
         self.stop_timeout = stop_timeout
 
@@ -112,6 +115,7 @@ class Engine:
         filters = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_DEVICE}={self.device_id}"]}
         with _translated():
             rows = self.api.containers(all=True, filters=filters)
+        self._own_stops &= {row["Id"] for row in rows}  # forget containers that are gone
         return [_container(row) for row in rows]
 
     def ensure_image(self, image: str, should_stop: Callable[[], bool] = lambda: False) -> None:
@@ -131,17 +135,45 @@ class Engine:
             if exc.kind != "unavailable":
                 raise
             self.ping()  # the engine answers: it was the registry that stalled, not the engine
-            raise EngineError("timeout", f"pull stalled for {self.pull_timeout:g}s") from exc
+            raise EngineError("timeout", self._stalled) from exc
 
     def _pull(self, ref: reference.ImageRef, should_stop: Callable[[], bool]) -> None:
         deadline = time.monotonic() + self.pull_timeout
-        with _translated(timeout_kind="timeout"):
-            stream = self._pull_api.pull(ref.repository, tag=ref.pull_tag, stream=True, decode=True)
-            for chunk in stream:
-                if "error" in chunk:
-                    raise EngineError(_pull_error_kind(chunk["error"]), chunk["error"])
-                if time.monotonic() > deadline or should_stop():
-                    raise EngineError("timeout", f"pull did not finish in {self.pull_timeout:g}s")
+        with _translated(timeout_kind="timeout", timeout_message=self._stalled):
+            stream = self._pull_stream(ref)
+            self._pulls.add(stream)
+            try:
+                for chunk in stream:
+                    if "error" in chunk:
+                        raise EngineError(_pull_error_kind(chunk["error"]), chunk["error"])
+                    if time.monotonic() > deadline or should_stop():
+                        message = f"pull did not finish in {self.pull_timeout:g}s"
+                        raise EngineError("timeout", message)
+            finally:
+                self._pulls.discard(stream)
+
+    def _pull_stream(self, ref: reference.ImageRef) -> Any:
+        """`APIClient.pull` without its `timeout=None`: every read waits at most
+        `pull_timeout`, so a registry that stalls (even before the engine sends a byte) ends
+        the pull in time. It uses the SDK's request helpers, stable since docker-py 2."""
+        api = self._pull_api
+        response = api._post(
+            api._url("/images/create"),
+            params={"fromImage": ref.repository, "tag": ref.pull_tag},
+            stream=True,
+            timeout=self.pull_timeout,
+        )
+        api._raise_for_status(response)
+        return api._stream_helper(response, decode=True)
+
+    @property
+    def _stalled(self) -> str:
+        return f"pull stalled: no progress for {self.pull_timeout:g}s"
+
+    def abort_pulls(self) -> None:
+        """Close every pull stream, so a stalled registry cannot hold up a shutdown."""
+        for stream in list(self._pulls):
+            stream.close()
 
     def create(self, spec: ContainerSpec) -> str:
         bindings: dict[str, list[Any]] = {}

@@ -22,6 +22,7 @@ import structlog
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from fleet_agent import feed
 from fleet_agent.commands import COMMANDS, CommandResult
@@ -83,6 +84,7 @@ class MqttLink:
         self.on_command = on_command
         self.clock = clock
         self.client = _client(settings)
+        self.v5 = settings.mqtt_protocol == "5"
         self.client.will_set(self.topic("availability"), "offline", qos=1, retain=True)
         self.client.on_connect = self._guarded(self._on_connect)
         self.client.on_disconnect = self._guarded(self._on_disconnect)
@@ -142,16 +144,16 @@ class MqttLink:
         """Send what changed in content; clear topics that are no longer ours."""
         wanted = feed.retained(self._feed, self._state_doc) if self._state_doc else {}
         for suffix, (payload, key) in wanted.items():
-            if self._snapshot.get(suffix, (b"", b""))[1] != key or suffix not in self._snapshot:
+            if self._snapshot.get(suffix, (b"", b""))[1] != key:
                 self._snapshot[suffix] = (payload, key)
                 self._send(self.topic(suffix), payload)
-        for suffix, (payload, _) in list(self._snapshot.items()):
-            if suffix not in wanted and payload:
-                self._snapshot[suffix] = (b"", b"")
-                self._send(self.topic(suffix), b"")
-        for suffix in self._leftovers - wanted.keys():  # from an earlier run of the agent
+        gone = [suffix for suffix in self._snapshot if suffix not in wanted]
+        if self._state_doc is not None:  # only a report says what is no longer ours
+            gone += list(self._leftovers - wanted.keys())  # from an earlier run of the agent
+            self._leftovers.clear()
+        for suffix in gone:
+            self._snapshot.pop(suffix, None)
             self._send(self.topic(suffix), b"")
-        self._leftovers.clear()
 
     def _send(self, topic: str, payload: bytes, retain: bool = True) -> None:
         if self.client.is_connected():
@@ -187,9 +189,11 @@ class MqttLink:
             return
         self._attempt = 0
         log.info("MQTT connected", host=self.host, port=self.port)
-        subscriptions = [(self.topic(f"cmd/{name}"), 1) for name in COMMANDS]
-        # What an earlier run left retained (a service that left the target meanwhile).
-        subscriptions += [(self.topic(f"{kind}/+"), 1) for kind in RETAINED_PER_SERVICE]
+        subscriptions: list[tuple[str, Any]] = [(self.topic(f"cmd/{n}"), 1) for n in COMMANDS]
+        # What an earlier run left retained (a service that left the target meanwhile); on
+        # MQTT 5 without the echo of what this agent publishes there itself.
+        own = SubscribeOptions(qos=1, noLocal=True) if self.v5 else 1
+        subscriptions += [(self.topic(f"{kind}/+"), own) for kind in RETAINED_PER_SERVICE]
         if self.on_target is not None:
             subscriptions.append((self.topic("target"), 1))
         client.subscribe(subscriptions)

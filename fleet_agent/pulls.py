@@ -48,6 +48,7 @@ class Puller:
 
     def close(self) -> None:
         self._closing.set()
+        self.engine.abort_pulls()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _pull(self, pull: Pull, config_hash: str) -> PullResult:

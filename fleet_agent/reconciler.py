@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import structlog
@@ -23,7 +22,6 @@ from fleet_agent.config import Settings
 from fleet_agent.engine import ContainerEvent, Engine, EngineError
 from fleet_agent.model import DesiredService, Event, Target, iso
 from fleet_agent.outcomes import (
-    StepResult,
     apply_pull,
     apply_step,
     pull_event,
@@ -35,17 +33,21 @@ from fleet_agent.runtime import (
     Container,
     ExitDetails,
     ServiceRuntime,
+    forgive,
+    next_retry_after,
     record_exit,
     retry_now,
     runtime_for,
     settle_crash,
 )
 from fleet_agent.spec import desired_services
-from fleet_agent.status import StatusContext, device_state, service_status
+from fleet_agent.status import StatusContext, build_report
+from fleet_agent.steps import StepRunner
 from fleet_agent.store import ManualStops
 
 log = structlog.get_logger(__name__)
 ENGINE_DOWN_POLL = 5.0
+STEP_WORKERS = 4  # services whose steps run at once
 DIE_SETTLE, DIE_SETTLE_MAX = 0.05, 5.0
 SHUTDOWN_GRACE = 30.0  # stops seen this long before an outage are the engine's, not a person's
 
@@ -72,25 +74,35 @@ class Reconciler:
         self.puller = Puller(engine, settings.pull_concurrency, kick)
         self.manual_stops = ManualStops(Path(settings.state_dir))
         self._unobserved = True  # exits seen now happened while nobody watched
+        # Written by other threads (events, commands), taken by the next pass:
+        self._inbox_lock = threading.Lock()
         self._dying: dict[str, float] = {}  # died per the engine's events, maybe still listed
-        self._step_pool = ThreadPoolExecutor(4, "step")
+        self._retries: set[str] = set()
+        self._engine_lost_at: float | None = None
+        self.steps = StepRunner(engine, STEP_WORKERS)
         self._lock = threading.Lock()
 
     def close(self) -> None:
         self.puller.close()
-        self._step_pool.shutdown(wait=True)
+        self.steps.close()
 
     def request_retry(self, services: Iterable[str]) -> list[str]:
-        """Reset the backoff of the named services (all in error when empty); kick a pass."""
-        with self._lock:
-            wanted = set(services) or {
-                name for name, rt in self.runtimes.items() if rt.deploy.last or rt.crash.last
-            }
-            done = sorted(name for name in wanted if name in self.runtimes)
-            for name in done:
-                self.runtimes[name] = retry_now(self.runtimes[name])
+        """Reset the backoff of the named services (all in error when empty) in the next pass,
+        which this kicks. Never waits for a running pass (MQTT's network thread calls it)."""
+        runtimes = self.runtimes  # replaced whole by each pass, never changed in place
+        wanted = set(services) or {
+            name for name, rt in runtimes.items() if rt.deploy.last or rt.crash.last
+        }
+        done = sorted(name for name in wanted if name in runtimes)
+        with self._inbox_lock:
+            self._retries.update(done)
         self.kick()
         return done
+
+    def engine_lost(self, at: float) -> None:
+        """The engine's event stream broke: it went away, maybe only for a moment."""
+        with self._inbox_lock:
+            self._engine_lost_at = at
 
     def run_pass(self) -> float:
         """Reconcile once; return the epoch time at which the next pass is needed."""
@@ -104,7 +116,10 @@ class Reconciler:
                 return self._engine_down(exc, now)
             if target is None:  # "no target": nothing is touched, only reported
                 return self._idle(containers, now)
+            retries = self._take_inbox()
             self._sync(desired, containers, now)
+            for name in retries & self.runtimes.keys():
+                self.runtimes[name] = retry_now(self.runtimes[name])
             events = self._collect_pulls(now)
             plan = planner.plan(
                 self.settings.device_id,
@@ -116,7 +131,7 @@ class Reconciler:
             )
             for pull in plan.pulls:
                 self.puller.submit(pull, self.runtimes[pull.service].config_hash)
-            results = self._run_jobs(plan.jobs)
+            results = self.steps.run(plan.jobs)
             planned_at, now = now, self.clock()
             for result in results:
                 name = result.step.service
@@ -130,6 +145,22 @@ class Reconciler:
             logs.log_pass(report, results, events, plan.pulls)
             self._unobserved = False
             return self._next_wake(planned_at, now, containers)
+
+    def _take_inbox(self) -> set[str]:
+        """What other threads asked for since the last pass: retries, a lost engine."""
+        with self._inbox_lock:
+            retries, self._retries = self._retries, set()
+            lost, self._engine_lost_at = self._engine_lost_at, None
+        if lost is not None:
+            self._excuse_outage(lost)
+        return retries
+
+    def _excuse_outage(self, at: float) -> None:
+        """An engine going away stops every container and refuses steps the way crashes and
+        people do: what was counted or marked just before it is forgiven."""
+        self._unobserved = True
+        self.manual_stops.forget_since(at - SHUTDOWN_GRACE)
+        self.runtimes = {n: forgive(rt, at - SHUTDOWN_GRACE) for n, rt in self.runtimes.items()}
 
     def _idle(self, containers: list[Container], now: float) -> float:
         report = self._report(None, [], containers, [], now)
@@ -146,13 +177,13 @@ class Reconciler:
         if event.action == "start":  # started again, by hand or by the agent under `always`
             self.manual_stops.discard(event.container)
         if event.action == "die":
-            self._dying[event.container] = self.clock()
+            with self._inbox_lock:
+                self._dying[event.container] = self.clock()
 
     def _engine_down(self, exc: EngineError, now: float) -> float:
         """No service pays for an engine outage: nothing is planned, no retry is counted."""
         log.warning("docker engine unavailable", error=exc.message)
-        self._unobserved = True
-        self.manual_stops.forget_since(now - SHUTDOWN_GRACE)
+        self._excuse_outage(now)
         report = self.last_report
         if report is None:
             target = self.target()
@@ -216,36 +247,6 @@ class Reconciler:
                 events.append(pull_event(self.settings.device_id, result, runtime, now))
         return events
 
-    def _run_jobs(self, jobs: dict[str, list[planner.Step]]) -> list[StepResult]:
-        futures = [self._step_pool.submit(self._run_job, steps) for steps in jobs.values()]
-        return [result for future in futures for result in future.result()]
-
-    def _run_job(self, steps: list[planner.Step]) -> list[StepResult]:
-        """A service's steps in order; the first failure ends this service's job only."""
-        results: list[StepResult] = []
-        for step in steps:
-            try:
-                self._execute(step)
-            except EngineError as exc:
-                results.append(StepResult(step, exc.kind, exc.message))
-                break
-            except Exception as exc:
-                log.exception("step crashed", service=step.service)
-                results.append(StepResult(step, "failed", repr(exc)))
-                break
-            results.append(StepResult(step))
-        return results
-
-    def _execute(self, step: planner.Step) -> None:
-        if isinstance(step, planner.Create):
-            self.engine.create(step.spec)
-        elif isinstance(step, planner.Start):
-            self.engine.start(step.container)
-        elif isinstance(step, planner.Stop):
-            self.engine.stop(step.container)
-        else:
-            self.engine.remove(step.container)
-
     def _report(
         self,
         target: Target | None,
@@ -254,24 +255,11 @@ class Reconciler:
         events: list[Event],
         now: float,
     ) -> Report:
-        version = target.version if target else None
-        ctx = StatusContext(self.settings.device_id, version, self.policy, now)
-        grouped = planner.by_service(containers)
-        statuses = [
-            service_status(
-                ctx,
-                s,
-                grouped.get(s.name, []),
-                runtime_for(s, self.runtimes.get(s.name)),
-                self.puller.pulling(s.name, s.config_hash),
-            )
-            for s in desired
-        ]
-        wanted = {s.name for s in desired}
-        leftovers = sum(1 for c in containers if c.service not in wanted) + sum(
-            max(0, len(grouped.get(s.name, [])) - 1) for s in desired
+        ctx = StatusContext(
+            self.settings.device_id, target.version if target else None, self.policy, now
         )
-        return Report(device_state(ctx, statuses, leftovers), statuses, events)
+        runtimes = {s.name: runtime_for(s, self.runtimes.get(s.name)) for s in desired}
+        return build_report(ctx, desired, containers, runtimes, self.puller.under_way(), events)
 
     def _publish(self, report: Report) -> None:
         self.last_report = report
@@ -285,13 +273,12 @@ class Reconciler:
         deadlines = [now + self.settings.reconcile_interval]
         # The engine sends `die` a moment before its list says `exited`: look again shortly.
         running = {c.id for c in containers if c.running}
-        self._dying = {
-            c: at for c, at in self._dying.items() if c in running and now - at < DIE_SETTLE_MAX
-        }
-        if self._dying:
-            deadlines.append(now + DIE_SETTLE)
-        for runtime in self.runtimes.values():
-            # a deadline the planner already saw as due was acted on by this very pass
-            due = (runtime.deploy.next_retry, runtime.crash.next_retry)
-            deadlines += [at for at in due if at is not None and at > planned_at]
-        return min(deadlines)
+        with self._inbox_lock:
+            self._dying = {
+                c: at for c, at in self._dying.items() if c in running and now - at < DIE_SETTLE_MAX
+            }
+            if self._dying:
+                deadlines.append(now + DIE_SETTLE)
+        # a deadline the planner already saw as due was acted on by this very pass
+        retry = next_retry_after(self.runtimes.values(), planned_at)
+        return min([*deadlines, retry] if retry is not None else deadlines)

@@ -8,6 +8,8 @@ here are the pure transitions between passes; they take `now` and never touch th
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import msgspec
 from msgspec.structs import replace
 
@@ -101,3 +103,23 @@ def settle_crash(runtime: ServiceRuntime, now: float, reset_after: float) -> Ser
 def retry_now(runtime: ServiceRuntime) -> ServiceRuntime:
     """An explicit retry request: both backoffs reset, the image is checked again."""
     return replace(runtime, deploy=Backoff(), crash=Backoff(), image_ready=False)
+
+
+def forgive(runtime: ServiceRuntime, since: float) -> ServiceRuntime:
+    """Failures from `since` on were an engine going away, not the service: not counted."""
+
+    def excused(backoff: Backoff) -> Backoff:
+        return Backoff() if backoff.last is not None and backoff.last.at >= since else backoff
+
+    return replace(runtime, deploy=excused(runtime.deploy), crash=excused(runtime.crash))
+
+
+def next_retry_after(runtimes: Iterable[ServiceRuntime], after: float) -> float | None:
+    """The earliest retry deadline later than `after` (the scheduler's next wake-up)."""
+    deadlines = [
+        at
+        for runtime in runtimes
+        for at in (runtime.deploy.next_retry, runtime.crash.next_retry)
+        if at is not None and at > after
+    ]
+    return min(deadlines, default=None)

@@ -16,12 +16,14 @@ from fleet_agent.model import (
     DesiredService,
     DeviceState,
     ErrorType,
+    Event,
     ServiceError,
     ServiceState,
     ServiceStatus,
     iso,
 )
-from fleet_agent.planner import current_container
+from fleet_agent.planner import by_service, current_container
+from fleet_agent.publish import Report
 from fleet_agent.runtime import Container, ServiceRuntime, should_restart
 
 
@@ -117,3 +119,30 @@ def device_state(ctx: StatusContext, statuses: list[ServiceStatus], leftovers: i
         counts=dict(sorted(counts.items())),
         updated_at=iso(ctx.now),
     )
+
+
+def build_report(
+    ctx: StatusContext,
+    desired: list[DesiredService],
+    containers: list[Container],
+    runtimes: dict[str, ServiceRuntime],
+    pulling: set[tuple[str, str]],
+    events: list[Event],
+) -> Report:
+    """Every service's status and the device summary for one pass."""
+    grouped = by_service(containers)
+    statuses = [
+        service_status(
+            ctx,
+            s,
+            grouped.get(s.name, []),
+            runtimes[s.name],
+            (s.name, s.config_hash) in pulling,
+        )
+        for s in desired
+    ]
+    wanted = {s.name for s in desired}
+    leftovers = sum(1 for c in containers if c.service not in wanted) + sum(
+        max(0, len(grouped.get(s.name, [])) - 1) for s in desired
+    )
+    return Report(device_state(ctx, statuses, leftovers), statuses, events)

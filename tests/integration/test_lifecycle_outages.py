@@ -3,7 +3,6 @@ during a pull or a container creation."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 from typing import Any
 
@@ -46,8 +45,8 @@ def test_a_stalled_or_failing_registry_delays_only_the_service_that_uses_it(
         assert "500" in failed["error"]["message"]
         timed_out = agent.wait_service("stalled", lambda s: s["error"], timeout=40)
         assert timed_out["error"]["type"] == "ImagePullBackOff"
-        # the engine's own registry timeout, or ours (FLEET_AGENT_PULL_TIMEOUT), whichever first
-        assert re.search(r"(?i)timeout|did not finish|stalled", timed_out["error"]["message"])
+        # FLEET_AGENT_PULL_TIMEOUT bounds every read, before the engine's own ~25 s timeout
+        assert timed_out["error"]["message"] == "pull stalled: no progress for 3s"
         good = agent.service("good")
         assert good is not None and good["serviceStatus"] == "running" and good["error"] is None
 

@@ -126,51 +126,48 @@ def test_a_container_that_is_not_to_be_restarted_ends_exited_with_its_code(
     assert agent.service("job")["restartCount"] == 0  # type: ignore[index]
 
 
+def _trio(version: int, image: str) -> dict[str, Any]:
+    return target(
+        version,
+        service("polite", image, 1, SLEEP, restart="unless-stopped"),
+        service("killed", image, 2, SLEEP, restart="unless-stopped"),
+        service("stubborn", image, 3, SLEEP, restart="always"),
+    )
+
+
 def test_a_container_stopped_by_hand_stays_stopped_under_unless_stopped_but_not_under_always(
     agent: AgentProcess, services: Services, api: docker.APIClient, device_id: str
 ) -> None:
-    agent.set_target(
-        target(
-            1,
-            service("polite", services.image1, 1, SLEEP, restart="unless-stopped"),
-            service("stubborn", services.image1, 2, SLEEP, restart="always"),
-        )
-    )
+    agent.set_target(_trio(1, services.image1))
     agent.start()
-    wait_for(lambda: (s := agent.status()) and s["state"]["converged"], what="both running")
+    wait_for(lambda: (s := agent.status()) and s["state"]["converged"], what="all running")
     stubborn = _container(api, device_id, "stubborn")
-    polite = _container(api, device_id, "polite")
 
-    api.stop(polite["Id"], timeout=1)
+    api.stop(_container(api, device_id, "polite")["Id"], timeout=1)
+    api.kill(_container(api, device_id, "killed")["Id"])  # a kill sends no `stop` event
     api.stop(stubborn["Id"], timeout=1)
-    stopped = wait_for(
-        lambda: (s := agent.service("polite")) and s["serviceStatus"] == "stopped" and s,
-        what="polite reported stopped",
-    )
-    assert stopped["error"] is None
-    back = wait_for(
-        lambda: (
-            (s := agent.service("stubborn"))
-            and s["serviceStatus"] == "running"
+    for name in ("polite", "killed"):
+        stopped = agent.wait_service(name, lambda s: s["serviceStatus"] == "stopped")
+        assert stopped["error"] is None, name
+    back = agent.wait_service(
+        "stubborn",
+        lambda s: (
+            s["serviceStatus"] == "running"
             and _container(api, device_id, "stubborn")["State"]["StartedAt"]
             != stubborn["State"]["StartedAt"]
-            and s
         ),
-        what="stubborn started again",
     )
     assert back["containerId"] == stubborn["Id"] and back["error"] is None
 
-    # It stays stopped through later passes and an agent restart.
+    # They stay stopped through later passes and an agent restart.
     agent.stop()
     agent.start()
-    wait_for(lambda: (s := agent.service("stubborn")) and s["serviceStatus"] == "running")
-    agent.set_target(
-        target(
-            2,
-            service("polite", services.image1, 1, SLEEP, restart="unless-stopped"),
-            service("stubborn", services.image1, 2, SLEEP, restart="always"),
-        )
-    )
+    agent.wait_service("stubborn", lambda s: s["serviceStatus"] == "running")
+    agent.set_target(_trio(2, services.image1))
     wait_for(lambda: (s := agent.status()) and s["state"]["targetVersion"] == 2)
-    assert _container(api, device_id, "polite")["State"]["Running"] is False
-    assert agent.service("polite")["serviceStatus"] == "stopped"  # type: ignore[index]
+    for name in ("polite", "killed"):
+        assert _container(api, device_id, name)["State"]["Running"] is False
+        assert (
+            agent.wait_service(name, lambda s: s["targetVersion"] == 2)["serviceStatus"]
+            == "stopped"
+        )
