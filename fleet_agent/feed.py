@@ -58,9 +58,7 @@ def _severity(status: ServiceStatus) -> tuple[str, str] | None:
         return None
     if error.exhausted:
         return "critical", "MaxRetriesExceeded"
-    if error.next_retry is None:  # never retried until the target changes
-        return "critical", error.type
-    return "warning", error.type
+    return "warning", error.type  # InvalidImageName too: the contract escalates on exhaustion
 
 
 def next_alert(

@@ -36,8 +36,14 @@ def _version_of(payload: bytes) -> int | None:
 
 
 def decide(
-    payload: bytes, current: Target | None, now: float, max_bytes: int = DEFAULT_MAX_BYTES
+    payload: bytes,
+    current: Target | None,
+    now: float,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    highest: int | None = None,
 ) -> Decision:
+    """`highest`: the highest version ever accepted (the current target's when not given), so
+    a versionless target in between never lets an old version back in."""
     if len(payload) > max_bytes:
         message = f"payload of {len(payload)} bytes exceeds the limit of {max_bytes} bytes"
         return _reject(413, now, [FieldError("$", message)])
@@ -46,17 +52,22 @@ def decide(
     decoded = decode_target(payload)
     if isinstance(decoded, list):
         return _reject(400, now, decoded, _version_of(payload))
-    return _against(decoded, current, now)
+    if highest is None and current is not None:
+        highest = current.version
+    return _against(decoded, current, highest, now)
 
 
-def _against(target: Target, current: Target | None, now: float) -> Decision:
+def _against(target: Target, current: Target | None, highest: int | None, now: float) -> Decision:
     """The version rules: lower is stale (409), equal is an idempotent replay."""
     version = target.version
     accepted = Ack(version, True, 200, iso(now))
-    if current is not None and version is not None and current.version is not None:
-        if version < current.version:
-            message = f"version {version} is lower than the accepted version {current.version}"
+    if version is not None and highest is not None:
+        if version < highest:
+            message = f"version {version} is lower than the accepted version {highest}"
             return _reject(409, now, [FieldError("$.version", message)], version)
-        if version == current.version:
-            return Decision(accepted, None)
+        if version == highest:
+            if current is not None and current.version == version:
+                return Decision(accepted, None)
+            message = f"version {version} was accepted before; a newer target needs a higher one"
+            return _reject(409, now, [FieldError("$.version", message)], version)
     return Decision(accepted, None if target == current else target)

@@ -43,6 +43,13 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+class Persisted(msgspec.Struct, frozen=True, rename="camel"):
+    """What target.json holds: the accepted target and the highest version ever accepted."""
+
+    target: Target
+    highest_version: int | None = None
+
+
 class TargetStore:
     """The accepted target, in memory and on disk, safe to share between threads."""
 
@@ -50,6 +57,7 @@ class TargetStore:
         self.path = state_dir / TARGET_FILE
         self._lock = threading.Lock()
         self._target: Target | None = None
+        self._highest: int | None = None
 
     def load(self) -> Target | None:
         """Read the persisted target; a damaged file is reported and ignored, never fatal."""
@@ -58,13 +66,13 @@ class TargetStore:
         except FileNotFoundError:
             return None
         try:
-            target = msgspec.json.decode(data, type=Target)
+            persisted = msgspec.json.decode(data, type=Persisted)
         except msgspec.MsgspecError as exc:
             log.error("persisted target unreadable, ignored", path=str(self.path), error=str(exc))
             return None
         with self._lock:
-            self._target = target
-        return target
+            self._target, self._highest = persisted.target, persisted.highest_version
+        return persisted.target
 
     def current(self) -> Target | None:
         with self._lock:
@@ -73,10 +81,12 @@ class TargetStore:
     def offer(self, payload: bytes, now: float, max_bytes: int = DEFAULT_MAX_BYTES) -> Decision:
         """Decide on a received target and, when it is taken, persist it before anything acts."""
         with self._lock:
-            decision = decide(payload, self._target, now, max_bytes)
+            decision = decide(payload, self._target, now, max_bytes, self._highest)
             if decision.target is not None:
-                write_atomic(self.path, msgspec.json.encode(decision.target))
-                self._target = decision.target
+                versions = [v for v in (decision.target.version, self._highest) if v is not None]
+                highest = max(versions, default=None)
+                write_atomic(self.path, msgspec.json.encode(Persisted(decision.target, highest)))
+                self._target, self._highest = decision.target, highest
             return decision
 
 

@@ -157,7 +157,7 @@ def test_a_malformed_target_file_is_rejected_with_every_error_and_changes_nothin
     assert status is not None and status["state"]["targetVersion"] == 1
     assert [r["Id"] for r in by_service(api, device_id)["app"]] == [before["containerId"]]
     persisted = json.loads((agent.state_dir / "target.json").read_bytes())
-    assert persisted["version"] == 1
+    assert persisted["target"]["version"] == 1
 
 
 def test_the_persisted_target_runs_after_a_restart_without_a_target_source(

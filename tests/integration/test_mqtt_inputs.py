@@ -84,7 +84,7 @@ def test_bad_targets_are_answered_with_the_right_code_and_change_nothing(
         rows = by_service(api, device_id)["app"]
         assert [r["Id"] for r in rows] == [running["containerId"]], label
         persisted = json.loads((agent.state_dir / "target.json").read_bytes())
-        assert persisted["version"] == 5, label
+        assert persisted["target"]["version"] == 5, label
 
     # An exact replay of the accepted version is acknowledged again and does nothing more.
     replay = json.dumps(target(5, service("app", services.image1, 1, SLEEP))).encode()

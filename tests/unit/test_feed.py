@@ -121,7 +121,7 @@ def test_an_escalated_alert_stays_the_same_object_while_retries_remain_exhausted
     assert next_alert(escalated, out_of_retries(T0 + 30), T0 + 30) is escalated
 
 
-def test_a_non_retryable_error_is_critical_under_its_own_type() -> None:
+def test_a_non_retryable_error_is_a_warning_under_its_own_type_as_the_contract_raises_it() -> None:
     invalid = status_error(
         "InvalidImageName", "invalid reference format", next_retry=None, exhausted=False
     )
@@ -131,7 +131,7 @@ def test_a_non_retryable_error_is_critical_under_its_own_type() -> None:
     assert alert == Alert(
         DEVICE,
         "nodered",
-        "critical",
+        "warning",
         "InvalidImageName",
         "invalid reference format",
         iso(T0),

@@ -9,8 +9,14 @@ import msgspec
 import pytest
 
 from fleet_agent import store
-from fleet_agent.model import Target
-from fleet_agent.store import MANUAL_STOPS_FILE, TARGET_FILE, ManualStops, TargetStore, write_atomic
+from fleet_agent.store import (
+    MANUAL_STOPS_FILE,
+    TARGET_FILE,
+    ManualStops,
+    Persisted,
+    TargetStore,
+    write_atomic,
+)
 
 from .factories import T0, encode, target_doc
 
@@ -49,8 +55,8 @@ def test_an_accepted_target_is_persisted_before_offer_returns(tmp_path: Path) ->
 
     assert decision.ack.code == 200
     assert decision.target is not None
-    persisted = msgspec.json.decode((tmp_path / TARGET_FILE).read_bytes(), type=Target)
-    assert persisted == decision.target
+    persisted = msgspec.json.decode((tmp_path / TARGET_FILE).read_bytes(), type=Persisted)
+    assert persisted == Persisted(decision.target, highest_version=7)
     assert targets.current() == decision.target
 
 
@@ -236,3 +242,17 @@ def test_a_missing_state_dir_loads_no_marks_and_is_created_by_the_first_mark(
     stops.add("c-1", T0)
 
     assert marks_on_disk(state_dir) == {"c-1": T0}
+
+
+def test_a_versionless_target_in_between_never_lets_an_older_version_back_in(
+    tmp_path: Path,
+) -> None:
+    targets = TargetStore(tmp_path)
+    assert targets.offer(encode(target_doc(7)), T0).ack.code == 200
+    assert targets.offer(encode(target_doc(None, serviceId=2)), T0).ack.code == 200
+
+    older = TargetStore(tmp_path)  # after a restart too
+    older.load()
+    assert older.offer(encode(target_doc(3)), T0).ack.code == 409
+    assert older.offer(encode(target_doc(7)), T0).ack.code == 409
+    assert older.offer(encode(target_doc(8)), T0).ack.code == 200
