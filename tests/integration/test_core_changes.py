@@ -97,7 +97,7 @@ def test_containers_without_this_devices_labels_are_never_touched(
             api.remove_container(created["Id"], force=True)
 
 
-def test_reordering_ports_or_environment_recreates_nothing(
+def test_reordering_environment_or_volumes_recreates_nothing(
     agent: AgentProcess, services: Services, api: docker.APIClient, device_id: str
 ) -> None:
     env = {"A": "1", "B": "2"}
@@ -114,9 +114,17 @@ def test_reordering_ports_or_environment_recreates_nothing(
         environment={"B": "2", "A": "1"},
         volumes=["/tmp:/b", "/tmp:/a:ro"],
     )
+    started = api.inspect_container(before["containerId"])["State"]["StartedAt"]
     agent.set_target(target(2, reordered))
-    wait_for(lambda: (s := agent.service("app")) and s["targetVersion"] == 2, what="v2 seen")
+    # A changed hash would pull (at once: the image is here) and replace before converging.
+    wait_for(
+        lambda: (
+            (s := agent.status()) and s["state"]["converged"] and s["state"]["targetVersion"] == 2
+        ),
+        what="converged on v2",
+    )
     assert [r["Id"] for r in by_service(api, device_id)["app"]] == [before["containerId"]]
+    assert api.inspect_container(before["containerId"])["State"]["StartedAt"] == started
 
 
 def test_a_malformed_target_file_is_rejected_with_every_error_and_changes_nothing(
@@ -174,3 +182,21 @@ def test_the_persisted_target_runs_after_a_restart_without_a_target_source(
         lambda: (s := _running(agent, "app")) and s["containerId"] != before["containerId"] and s
     )
     assert after["targetVersion"] == 4
+
+
+def test_an_agent_without_any_target_touches_no_container(
+    agent: AgentProcess, services: Services, api: docker.APIClient, device_id: str
+) -> None:
+    agent.set_target(target(1, service("app", services.image1, command=SLEEP)))
+    agent.start()
+    before = wait_for(lambda: _running(agent, "app"), what="app running")
+    agent.stop()
+    (agent.state_dir / "target.json").unlink()  # a fresh or lost state dir
+    (agent.state_dir / "status.json").unlink()
+
+    agent.start(target_file=False)
+    state = wait_for(lambda: (s := agent.status()) and s["state"], what="a report")
+    assert state["targetVersion"] is None and state["converged"] is False
+    agent.stop()  # after at least one full pass
+    rows = by_service(api, device_id)["app"]
+    assert [(r["Id"], r["State"]) for r in rows] == [(before["containerId"], "running")]
