@@ -24,6 +24,7 @@ from fleet_agent import commands
 from fleet_agent.commands import CommandResult
 from fleet_agent.config import Settings
 from fleet_agent.engine import Engine, EngineError
+from fleet_agent.intake import NOT_PERSISTED, Decision, not_persisted
 from fleet_agent.model import Ack
 from fleet_agent.mqtt import MqttLink
 from fleet_agent.publish import FilePublisher, Publisher
@@ -64,8 +65,9 @@ class TargetFileWatcher:
                 log.warning("target file missing", path=str(self.path))
                 self._missing_reported = True
             return
-        self._seen, self._missing_reported = stamp, False
-        self.offer(payload, f"file {self.path}")
+        self._missing_reported = False
+        if self.offer(payload, f"file {self.path}").code != NOT_PERSISTED:
+            self._seen = stamp  # else tried again at the next check
 
 
 class Agent:
@@ -153,7 +155,10 @@ class Agent:
         self._wake_at(self.clock())
 
     def offer(self, payload: bytes, source: str) -> Ack:
-        decision = self.store.offer(payload, self.clock(), self.settings.max_target_bytes)
+        try:
+            decision = self.store.offer(payload, self.clock(), self.settings.max_target_bytes)
+        except OSError as exc:  # never act on a target that is not on disk
+            decision = Decision(not_persisted(payload, self.clock(), str(exc)), None)
         ack = decision.ack
         if ack.accepted:
             log.info(

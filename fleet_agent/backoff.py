@@ -40,11 +40,6 @@ class Backoff(msgspec.Struct, frozen=True):
     next_retry: float | None = None
     exhausted: bool = False
 
-    @property
-    def blocked(self) -> bool:
-        """No retry will ever be scheduled: exhausted, or not retryable at all."""
-        return self.last is not None and self.next_retry is None
-
     def due(self, now: float) -> bool:
         if self.last is None:
             return True

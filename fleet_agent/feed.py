@@ -48,8 +48,6 @@ class FeedState(msgspec.Struct, frozen=True):
     rejected: Ack | None = None
     engine_error: str | None = None
     device_id: str = ""
-    settle_after: float = 600.0  # FLEET_AGENT_CRASH_RESET_AFTER
-    running_since: dict[str, float] = {}
 
 
 def _severity(status: ServiceStatus) -> tuple[str, str] | None:
@@ -62,17 +60,17 @@ def _severity(status: ServiceStatus) -> tuple[str, str] | None:
 
 
 def next_alert(
-    previous: Alert | None, status: ServiceStatus, now: float, settled: bool = True
+    previous: Alert | None, status: ServiceStatus, now: float, crash_settling: bool = False
 ) -> Alert | None:
-    """`settled`: the service has run long enough since its last restart to count as healthy.
+    """`crash_settling`: the service's crash backoff has not been reset yet.
 
     A crash-looping container is briefly `running` after each restart; its alert stays up
-    until it has run without exiting as long as it takes to reset the crash backoff."""
+    until it has run long enough to reset the crash backoff (FLEET_AGENT_CRASH_RESET_AFTER)."""
     level = _severity(status)
     if level is None or status.error is None:
-        probation = status.service_status == "running" and status.restart_count > 0
         crashing = previous is not None and previous.type == "CrashLoopBackOff"
-        return previous if crashing and probation and not settled else None
+        running = status.service_status == "running"
+        return previous if crashing and running and crash_settling else None
     severity, kind = level
     if previous is not None and (previous.severity, previous.type) == level:
         return previous
@@ -163,19 +161,16 @@ def advance(state: FeedState, report: Report, now: float) -> tuple[FeedState, li
     # the device alert is carried over: it changes only through _with_agent_alert below
     alerts = {AGENT: state.alerts[AGENT]} if AGENT in state.alerts else {}
     history: dict[str, list[HistoryEntry]] = {}
-    running_since: dict[str, float] = {}
     events = list(report.events)
     for name, status in statuses.items():
-        if status.service_status == "running":
-            running_since[name] = state.running_since.get(name, now)
-        settled = now - running_since.get(name, now) >= state.settle_after
         before = state.statuses.get(name)
         entries = state.history.get(name, [])
         if _changed(before, status):
             events.append(state_event(before, status))
             entries = [*entries, _entry(status)][-HISTORY_LENGTH:]
         history[name] = entries
-        alert = next_alert(state.alerts.get(name), status, now, settled)
+        settling = name in report.crash_settling
+        alert = next_alert(state.alerts.get(name), status, now, settling)
         if alert is not None:
             alerts[name] = alert
     state = replace(
@@ -183,7 +178,6 @@ def advance(state: FeedState, report: Report, now: float) -> tuple[FeedState, li
         statuses=statuses,
         alerts=alerts,
         history=history,
-        running_since=running_since,
         engine_error=report.engine_error,
         device_id=report.state.device_id,
     )

@@ -13,6 +13,7 @@ from fleet_agent.validate import decode_target
 
 DEFAULT_MAX_BYTES = 256 * 1024
 NO_TARGET = 204  # an empty payload: "no target", nothing is touched (our extension of the codes)
+NOT_PERSISTED = 500  # the device could not store it (disk full, read-only): not taken (extension)
 
 
 class Decision(msgspec.Struct, frozen=True):
@@ -26,7 +27,12 @@ def _reject(
     return Decision(Ack(version, False, code, iso(now), errors), None)
 
 
-def _version_of(payload: bytes) -> int | None:
+def not_persisted(payload: bytes, now: float, reason: str) -> Ack:
+    message = f"the target could not be stored on the device, so it is not taken: {reason}"
+    return Ack(version_of(payload), False, NOT_PERSISTED, iso(now), [FieldError("$", message)])
+
+
+def version_of(payload: bytes) -> int | None:
     """Best effort, so that even a rejected ack names the version it answers."""
     try:
         version = msgspec.json.decode(payload).get("version")
@@ -51,7 +57,7 @@ def decide(
         return Decision(Ack(None, False, NO_TARGET, iso(now)), None)
     decoded = decode_target(payload)
     if isinstance(decoded, list):
-        return _reject(400, now, decoded, _version_of(payload))
+        return _reject(400, now, decoded, version_of(payload))
     if highest is None and current is not None:
         highest = current.version
     return _against(decoded, current, highest, now)

@@ -91,9 +91,7 @@ class MqttLink:
         self.client.on_connect_fail = self._guarded(self._on_connect_fail)
         self.client.on_message = self._guarded(self._on_message)
         self._lock = threading.RLock()
-        self._feed = feed.FeedState(
-            device_id=settings.device_id, settle_after=settings.crash_reset_after
-        )
+        self._feed = feed.FeedState(device_id=settings.device_id)
         self._state_doc: Any = None
         self._snapshot: dict[str, tuple[bytes, bytes]] = {}
         self._ack: bytes | None = None

@@ -61,10 +61,6 @@ class Plan(msgspec.Struct, frozen=True):
     pulls: list[Pull]
     jobs: dict[str, list[Step]]
 
-    @property
-    def empty(self) -> bool:
-        return not self.pulls and not self.jobs
-
 
 def by_service(containers: list[Container]) -> dict[str | None, list[Container]]:
     grouped: dict[str | None, list[Container]] = defaultdict(list)

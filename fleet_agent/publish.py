@@ -25,6 +25,8 @@ class Report(msgspec.Struct, frozen=True, rename="camel"):
     services: list[ServiceStatus]
     events: list[Event] = []
     engine_error: str | None = None
+    # services whose crash backoff has not been reset by healthy running yet
+    crash_settling: list[str] = []
 
 
 def content_key(report: Report) -> bytes:

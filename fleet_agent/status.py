@@ -36,7 +36,7 @@ class StatusContext(msgspec.Struct, frozen=True):
     now: float
 
 
-def _error(backoff: Backoff, policy: BackoffPolicy, crash: bool) -> ServiceError | None:
+def _error(backoff: Backoff, policy: BackoffPolicy) -> ServiceError | None:
     last = backoff.last
     if last is None:
         return None
@@ -44,7 +44,7 @@ def _error(backoff: Backoff, policy: BackoffPolicy, crash: bool) -> ServiceError
     if kind == "ImagePullBackOff" and backoff.exhausted:
         kind = "ErrImagePull"
     return ServiceError(
-        type="CrashLoopBackOff" if crash else kind,
+        type=kind,
         message=last.message,
         timestamp=iso(last.at),
         retry_count=backoff.failures,
@@ -84,9 +84,7 @@ def service_status(
     state, crash = _state(desired, keep, runtime, pulling)
     # the contract: `error` is null whenever the service is healthy at its target
     healthy = keep is not None and keep.running
-    error = (
-        None if healthy else _error(runtime.crash if crash else runtime.deploy, ctx.policy, crash)
-    )
+    error = None if healthy else _error(runtime.crash if crash else runtime.deploy, ctx.policy)
     service = desired.service
     return ServiceStatus(
         device_id=ctx.device_id,
@@ -145,4 +143,5 @@ def build_report(
     leftovers = sum(1 for c in containers if c.service not in wanted) + sum(
         max(0, len(grouped.get(s.name, [])) - 1) for s in desired
     )
-    return Report(device_state(ctx, statuses, leftovers), statuses, events)
+    settling = sorted(s.name for s in desired if runtimes[s.name].crash.failures)
+    return Report(device_state(ctx, statuses, leftovers), statuses, events, None, settling)

@@ -186,6 +186,13 @@ def report(
     at: float = T0,
     events: list[Event] | None = None,
     engine_error: str | None = None,
+    crash_settling: list[str] | None = None,
 ) -> Report:
     """One pass's report of `statuses`, its device state stamped `at`."""
-    return Report(state_doc(*statuses, at=at), list(statuses), events or [], engine_error)
+    return Report(
+        state_doc(*statuses, at=at),
+        list(statuses),
+        events or [],
+        engine_error,
+        crash_settling or [],
+    )

@@ -59,10 +59,9 @@ def test_the_tenth_failure_exhausts_the_budget_and_schedules_no_retry() -> None:
     assert state.last == pull_failure(T0 + 1000)
 
 
-def test_an_exhausted_backoff_is_blocked_and_never_due() -> None:
+def test_an_exhausted_backoff_is_never_due() -> None:
     state = failed([T0 + n for n in range(10)])
 
-    assert state.blocked is True
     assert state.due(T0 + 10**9) is False
 
 
@@ -72,7 +71,6 @@ def test_a_non_retryable_failure_schedules_no_retry_and_is_not_exhausted() -> No
     state = record_failure(Backoff(), BackoffPolicy(), invalid)
 
     assert state == Backoff(failures=1, last=invalid, next_retry=None, exhausted=False)
-    assert state.blocked is True
     assert state.due(T0 + 10**9) is False
 
 
@@ -84,15 +82,13 @@ def test_a_non_retryable_failure_after_retryable_ones_keeps_counting() -> None:
     assert (state.failures, state.next_retry, state.exhausted) == (3, None, False)
 
 
-def test_a_clean_slate_is_due_at_any_time_and_not_blocked() -> None:
+def test_a_clean_slate_is_due_at_any_time() -> None:
     assert Backoff().due(0.0) is True
-    assert Backoff().blocked is False
 
 
 def test_a_scheduled_retry_is_due_exactly_from_its_deadline_on() -> None:
     state = failed([T0])  # next retry at T0 + 10
 
-    assert state.blocked is False
     assert state.due(T0 + 9.999) is False
     assert state.due(T0 + 10) is True
     assert state.due(T0 + 11) is True

@@ -652,10 +652,10 @@ def crash_alert(at: float = T0) -> Alert:
     return alert
 
 
-def test_a_crash_loop_alert_stays_the_same_object_while_the_restart_has_not_settled() -> None:
+def test_a_crash_loop_alert_stays_the_same_object_while_the_crash_backoff_is_settling() -> None:
     previous = crash_alert()
 
-    kept = next_alert(previous, running_after(2, T0 + 10), T0 + 10, settled=False)
+    kept = next_alert(previous, running_after(2, T0 + 10), T0 + 10, crash_settling=True)
 
     assert kept is previous
     assert kept == Alert(
@@ -663,12 +663,8 @@ def test_a_crash_loop_alert_stays_the_same_object_while_the_restart_has_not_sett
     )
 
 
-def test_a_crash_loop_alert_is_cleared_once_the_restarted_container_has_settled() -> None:
-    assert next_alert(crash_alert(), running_after(2, T0 + 700), T0 + 700, settled=True) is None
-
-
-def test_a_crash_loop_alert_is_cleared_at_once_when_a_new_config_runs_with_no_restarts() -> None:
-    assert next_alert(crash_alert(), running_after(0, T0 + 10), T0 + 10, settled=False) is None
+def test_a_crash_loop_alert_is_cleared_once_the_crash_backoff_has_been_reset() -> None:
+    assert next_alert(crash_alert(), running_after(2, T0 + 700), T0 + 700) is None
 
 
 @pytest.mark.parametrize(
@@ -684,65 +680,38 @@ def test_an_alert_of_another_type_is_cleared_by_a_running_restarted_container_at
     previous: Alert | None,
 ) -> None:
     assert previous is not None
-    assert next_alert(previous, running_after(2, T0 + 10), T0 + 10, settled=False) is None
+    assert next_alert(previous, running_after(2, T0 + 10), T0 + 10, crash_settling=True) is None
 
 
 @pytest.mark.parametrize("state", ["starting", "stopped", "exited", "pending", "downloading"])
 def test_a_crash_loop_alert_is_cleared_when_the_service_is_not_running_and_has_no_error(
     state: ServiceState,
 ) -> None:
-    assert next_alert(crash_alert(), running_after(2, T0 + 10, state), T0 + 10, False) is None
+    assert next_alert(crash_alert(), running_after(2, T0 + 10, state), T0 + 10, True) is None
 
 
-def test_a_crash_looping_service_keeps_its_alert_until_it_has_run_for_settle_after() -> None:
-    crashed, _ = advance(FeedState(settle_after=5), report(crash_looping(T0, 1)), T0)
+def test_a_crash_looping_service_keeps_its_alert_while_its_report_says_it_is_settling() -> None:
+    crashed, _ = advance(FeedState(), report(crash_looping(T0, 1), crash_settling=["nodered"]), T0)
     raised = crashed.alerts["nodered"]
-    assert (raised.type, crashed.running_since) == ("CrashLoopBackOff", {})
+    assert raised.type == "CrashLoopBackOff"
 
     state = crashed
     for at in (T0 + 10, T0 + 12, T0 + 14):
-        state, _ = advance(state, report(running_after(2, at), at=at), at)
-        assert state.alerts["nodered"] is raised, at - T0
-        assert set(state.alerts) == {"nodered"}
-        assert state.running_since == {"nodered": T0 + 10}
+        running = report(running_after(2, at), at=at, crash_settling=["nodered"])
+        state, _ = advance(state, running, at)
+        assert state.alerts == {"nodered": raised}, at - T0
 
-    settled, _ = advance(state, report(running_after(2, T0 + 15), at=T0 + 15), T0 + 15)
+    settled, _ = advance(state, report(running_after(2, T0 + 700), at=T0 + 700), T0 + 700)
 
     assert settled.alerts == {}
-    assert settled.running_since == {"nodered": T0 + 10}
-
-
-def test_running_since_starts_again_when_the_service_leaves_running() -> None:
-    state, _ = advance(FeedState(settle_after=5), report(crash_looping(T0, 1)), T0)
-    raised = state.alerts["nodered"]
-    state, _ = advance(state, report(running_after(2, T0 + 10), at=T0 + 10), T0 + 10)
-    assert state.running_since == {"nodered": T0 + 10}
-
-    state, _ = advance(state, report(crash_looping(T0 + 13, 2, 2), at=T0 + 13), T0 + 13)
-    assert (state.running_since, state.alerts["nodered"]) == ({}, raised)
-
-    for at in (T0 + 14, T0 + 18):  # 18 - 10 >= 5, but only 4 s since it runs again
-        state, _ = advance(state, report(running_after(3, at), at=at), at)
-        assert state.running_since == {"nodered": T0 + 14}
-        assert state.alerts["nodered"] is raised, at - T0
-
-    state, _ = advance(state, report(running_after(3, T0 + 19), at=T0 + 19), T0 + 19)
-    assert state.alerts == {}
 
 
 def test_a_crash_looping_service_whose_new_config_runs_loses_its_alert_in_the_same_pass() -> None:
-    state, _ = advance(FeedState(settle_after=5), report(crash_looping(T0, 1)), T0)
+    state, _ = advance(FeedState(), report(crash_looping(T0, 1), crash_settling=["nodered"]), T0)
 
     fresh, _ = advance(state, report(running_after(0, T0 + 10), at=T0 + 10), T0 + 10)
 
     assert fresh.alerts == {}
-    assert fresh.running_since == {"nodered": T0 + 10}
-
-
-def test_a_service_that_never_crashed_is_running_without_an_alert_from_its_first_report() -> None:
-    state, _ = advance(FeedState(settle_after=5), report(running_after(0, T0)), T0)
-
-    assert (state.alerts, state.running_since) == ({}, {"nodered": T0})
 
 
 # --- a rejected target without a version -------------------------------------------------------

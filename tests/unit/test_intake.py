@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fleet_agent.intake import DEFAULT_MAX_BYTES, NO_TARGET, Decision, decide
+from fleet_agent.intake import DEFAULT_MAX_BYTES, NO_TARGET, Decision, decide, not_persisted
 from fleet_agent.model import Ack, FieldError, Target
 from fleet_agent.validate import decode_target
 
@@ -172,3 +172,16 @@ def test_an_empty_payload_means_no_target_and_touches_nothing() -> None:
             Ack(None, False, NO_TARGET, RECEIVED, []), None
         )
     assert NO_TARGET == 204
+
+
+def test_a_target_the_device_cannot_store_is_answered_500_naming_the_reason() -> None:
+    ack = not_persisted(encode(target_doc(9)), T0, "No space left on device")
+
+    assert (ack.version, ack.accepted, ack.code) == (9, False, 500)
+    assert [(e.path, e.message) for e in ack.errors] == [
+        (
+            "$",
+            "the target could not be stored on the device, so it is not taken: "
+            "No space left on device",
+        )
+    ]

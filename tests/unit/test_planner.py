@@ -73,7 +73,6 @@ def test_a_service_whose_pull_is_in_flight_gets_no_new_pull() -> None:
     result = plan_one(svc, [], runtime(svc), pulling=True)
 
     assert result == Plan(pulls=[], jobs={})
-    assert result.empty is True
 
 
 def test_a_running_service_at_its_target_config_needs_nothing() -> None:
@@ -82,7 +81,6 @@ def test_a_running_service_at_its_target_config_needs_nothing() -> None:
     result = plan_one(svc, [container(svc)], runtime(svc, image_ready=True))
 
     assert result == Plan(pulls=[], jobs={})
-    assert result.empty is True
 
 
 # --- remove ----------------------------------------------------------------------------------

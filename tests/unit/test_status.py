@@ -8,7 +8,7 @@ from fleet_agent import __version__
 from fleet_agent.backoff import BackoffPolicy
 from fleet_agent.model import DesiredService, DeviceState, ServiceError, ServiceStatus
 from fleet_agent.runtime import Container, ServiceRuntime
-from fleet_agent.status import StatusContext, device_state, service_status
+from fleet_agent.status import StatusContext, build_report, device_state, service_status
 
 from .factories import APP_ID, APP_NAME, DEVICE, T0, container, desired, failed, runtime
 
@@ -339,3 +339,17 @@ def test_a_service_status_is_encoded_with_the_contracts_camel_case_keys() -> Non
         "updatedAt": "2025-10-24T10:15:40.012Z",
         "exitCode": None,
     }
+
+
+def test_a_report_names_the_services_whose_crash_backoff_has_not_been_reset() -> None:
+    calm, crashy = desired("calm", "calm:1"), desired("crashy", "crashy:1")
+    runtimes = {
+        "calm": runtime(calm),
+        "crashy": runtime(crashy, crash=failed([T0], kind="CrashLoopBackOff")),
+    }
+    ctx = StatusContext(DEVICE, 7, BackoffPolicy(), T0)
+
+    report = build_report(ctx, [calm, crashy], [], runtimes, set(), [])
+
+    assert report.crash_settling == ["crashy"]
+    assert [s.service_name for s in report.services] == ["calm", "crashy"]
