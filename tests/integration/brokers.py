@@ -30,6 +30,7 @@ class PrivateMosquitto:
     """A Mosquitto on its own loopback port, without persistence, that a test may bounce."""
 
     def __init__(self, workdir: Path) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.config = workdir / "mosquitto.conf"
         self.config.write_text(
@@ -117,3 +118,80 @@ class NatsCluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
         time.sleep(0.1)
+
+
+def make_certificates(folder: Path) -> dict[str, Path]:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=fleet-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    )
+    for name, extra in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "")):
+        run(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={name}",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+        )
+        (folder / f"{name}.ext").write_text(extra + "\n")
+        run(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-out",
+            f"{name}.crt",
+            "-extfile",
+            f"{name}.ext",
+        )
+    return {
+        name: folder / name
+        for name in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key")
+    }
+
+
+class TlsMosquitto(PrivateMosquitto):
+    """A Mosquitto that speaks only TLS and requires a client certificate (mutual TLS)."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.certs = make_certificates(workdir / "certs")
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "log_dest stderr\nuser root\n"  # test certs live in root's private tmp dir
+            f"cafile {self.certs['ca.crt']}\ncertfile {self.certs['server.crt']}\n"
+            f"keyfile {self.certs['server.key']}\nrequire_certificate true\n"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"mqtts://127.0.0.1:{self.port}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -19,7 +20,13 @@ class MqttProbe:
     """Subscribes to `{prefix}/{device}/#` (and optionally more) and keeps what arrived."""
 
     def __init__(
-        self, host: str, port: int, device_id: str, prefix: str = "fleet", v5: bool = True
+        self,
+        host: str,
+        port: int,
+        device_id: str,
+        prefix: str = "fleet",
+        v5: bool = True,
+        certs: dict[str, Path] | None = None,
     ) -> None:
         self.base = f"{prefix}/{device_id}"
         self.latest: dict[str, bytes] = {}
@@ -30,6 +37,12 @@ class MqttProbe:
             client_id=f"probe-{uuid.uuid4().hex[:8]}",
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
         )
+        if certs is not None:
+            self.client.tls_set(
+                ca_certs=str(certs["ca.crt"]),
+                certfile=str(certs["client.crt"]),
+                keyfile=str(certs["client.key"]),
+            )
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, *_: c.subscribe(
             [(f"{self.base}/#", 1), ("replies/#", 1)]

@@ -8,7 +8,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.integration.brokers import NatsCluster, PrivateMosquitto
+from tests.integration.brokers import NatsCluster, PrivateMosquitto, TlsMosquitto
 from tests.integration.conftest import Services
 from tests.integration.helpers import AgentProcess, by_service, service, target, wait_for
 from tests.integration.mqtt_probe import MqttProbe
@@ -62,7 +62,6 @@ def test_an_agent_started_with_the_broker_down_runs_its_persisted_target_then_re
     wait_for(lambda: (s := agent.service("app")) and s["serviceStatus"] == "running")
     agent.stop()
 
-    (tmp_path / "later").mkdir()
     later = PrivateMosquitto(tmp_path / "later")
     agent.env["FLEET_AGENT_MQTT_URL"] = later.url  # nothing listens there yet
     agent.start(target_file=False)
@@ -138,3 +137,27 @@ def test_availability_is_offline_after_a_clean_stop_and_after_a_crash(
         wait_for(lambda: probe.raw("availability") == b"offline", what="offline by Last Will")
     finally:
         probe.close()
+
+
+def test_mqtts_with_a_client_certificate_carries_targets_and_statuses(
+    agent: AgentProcess, tmp_path: Path, services: Services, device_id: str
+) -> None:
+    broker = TlsMosquitto(tmp_path / "tls")
+    broker.start()
+    probe = MqttProbe("127.0.0.1", broker.port, device_id, certs=broker.certs)
+    try:
+        probe.publish("target", target(1, service("app", services.image1, 1, SLEEP)), retain=True)
+        agent.env.update(
+            FLEET_AGENT_MQTT_URL=broker.url,
+            FLEET_AGENT_MQTT_CA_FILE=str(broker.certs["ca.crt"]),
+            FLEET_AGENT_MQTT_CERT_FILE=str(broker.certs["client.crt"]),
+            FLEET_AGENT_MQTT_KEY_FILE=str(broker.certs["client.key"]),
+        )
+        agent.start(target_file=False)
+        status = probe.wait_json("services/app", lambda s: s["serviceStatus"] == "running")
+        assert status["targetVersion"] == 1
+        wait_for(lambda: probe.raw("availability") == b"online", what="online over TLS")
+    finally:
+        probe.close()
+        agent.stop()
+        broker.stop()
