@@ -8,7 +8,7 @@
 # on failure it prints a clear message (and the tail of the service's log) to stderr.
 #
 #   deps          apt-get install what is missing (docker.io, docker-registry, busybox-static,
-#                 mosquitto, mosquitto-clients, nats-server, curl)            prints nothing
+#                 mosquitto, mosquitto-clients, nats-server, curl, openssl)   prints nothing
 #   engine        reuse $DOCKER_HOST, else /var/run/docker.sock, else start a private
 #                 dockerd                                        prints the DOCKER_HOST value
 #   engine-start  always the private dockerd (start if down)     prints its DOCKER_HOST value
@@ -91,6 +91,7 @@ deps() {
   command -v mosquitto_sub >/dev/null && command -v mosquitto_pub >/dev/null || pkgs+=(mosquitto-clients)
   command -v nats-server >/dev/null || pkgs+=(nats-server)
   command -v curl >/dev/null || pkgs+=(curl)
+  command -v openssl >/dev/null || pkgs+=(openssl)
   (( ${#pkgs[@]} )) || return 0
   [[ $(id -u) == 0 ]] || die "deps: must be root to install: ${pkgs[*]}"
   # Keep apt from starting system services (a system registry on :5000, mosquitto on :1883).
