@@ -1,9 +1,8 @@
-"""Wiring: the scheduler, the target sources and the reconciler, and their start and stop.
+"""Wiring: target sources, the reconciler, its wake-ups, the engine's event stream, MQTT.
 
-APScheduler runs the reconcile pass periodically as a safety net, plus one-shot wake-ups at the
-earliest retry deadline the last pass asked for and at once when something kicks it (a new
-target, a finished pull, an engine event, a command), and the target file watcher. Two passes
-never overlap; a kick that arrives during a pass makes the next one start right after.
+The target file watcher and MQTT hand received targets to `offer`; the engine's events, finished
+pulls and commands kick a pass; `Wakeups` decides when passes run. This module only starts and
+stops those pieces in the right order.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from pathlib import Path
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from fleet_agent import commands
@@ -31,11 +29,9 @@ from fleet_agent.publish import FilePublisher, Publisher
 from fleet_agent.reconciler import Reconciler
 from fleet_agent.spec import desired_services
 from fleet_agent.store import TargetStore
+from fleet_agent.wakeups import Wakeups
 
 log = structlog.get_logger(__name__)
-RECONCILE_JOB = "reconcile"
-WAKE_JOB = "wake"
-WAKE_INSTANCES = 4  # wake-ups that may wait for the running pass (each one is a full pass)
 WATCH_INTERVAL = 1.0
 EVENTS_RETRY = 1.0
 # "connected": the stream is (re)established; whatever happened meanwhile, look once.
@@ -100,9 +96,9 @@ class Agent:
             settings, self.engine, self.store.current, self.publishers, self.kick, clock
         )
         self.scheduler = BackgroundScheduler(timezone=dt.UTC)
-        self._pass_lock = threading.Lock()
-        self._last_start = 0.0  # when the latest pass started
-        self._wake_lock = threading.Lock()
+        self.wakeups = Wakeups(
+            self.scheduler, self.reconciler.run_pass, settings.reconcile_interval, clock
+        )
         self._stopping = threading.Event()
         self._events = threading.Thread(target=self._follow_events, name="events", daemon=True)
 
@@ -125,15 +121,7 @@ class Agent:
                 max_instances=1,
                 coalesce=True,
             )
-        self.scheduler.add_job(
-            self._pass,
-            IntervalTrigger(seconds=self.settings.reconcile_interval),
-            id=RECONCILE_JOB,
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-            next_run_time=dt.datetime.now(dt.UTC),
-        )
+        self.wakeups.start()
         self.scheduler.start()
         self._events.start()
 
@@ -142,17 +130,16 @@ class Agent:
         if self.link is not None:  # `offline` first: whatever follows may take a while
             self.link.stop()
         self.engine.close_events()
+        self.wakeups.stop()  # returns once a running pass has ended
         # Not wait=True: APScheduler would wait for jobs while holding its job store lock,
-        # which a pass needs to book its next wake-up. Waiting for the pass lock is enough.
+        # which a waiting wake-up needs; none of them starts a pass any more.
         self.scheduler.shutdown(wait=False)
-        with self._pass_lock:
-            pass
         self.reconciler.close()
         log.info("agent stopped", device_id=self.settings.device_id)
 
     def kick(self) -> None:
         """Ask for a pass now; during a pass, the next one starts as soon as it ends."""
-        self._wake_at(self.clock())
+        self.wakeups.kick()
 
     def offer(self, payload: bytes, source: str) -> Ack:
         try:
@@ -209,42 +196,5 @@ class Agent:
                 log.exception("following engine events failed")
             if connected and not self._stopping.is_set():
                 self.reconciler.engine_lost(self.clock())  # even a restart of a few seconds
+                self.kick()  # say so now; while it is down, passes look every few seconds
             self._stopping.wait(EVENTS_RETRY + random.uniform(0, EVENTS_RETRY))
-
-    def _pass(self, wanted_at: float | None = None) -> None:
-        """A pass; a wake-up for `wanted_at` is skipped when a pass has started since then
-        (that pass saw everything the wake-up was for)."""
-        with self._pass_lock:  # passes never overlap; a wake-up during one waits its turn
-            if self._stopping.is_set():
-                return
-            if wanted_at is not None and self._last_start >= wanted_at:
-                return
-            self._last_start = self.clock()
-            try:
-                wake = self.reconciler.run_pass()
-            except Exception:  # the scheduler must keep running whatever a pass hits
-                log.exception("reconcile pass crashed")
-                wake = self.clock() + self.settings.reconcile_interval
-        self._wake_at(wake)
-
-    def _wake_at(self, at: float) -> None:
-        """One pending wake-up job at the earliest time anyone asked for (a kick is `now`).
-
-        The periodic job is never moved; wake-ups are one-shot jobs of their own, so a
-        wake-up can never be lost to the scheduler rescheduling a job that is running."""
-        when = dt.datetime.fromtimestamp(at, dt.UTC)
-        with self._wake_lock:
-            if self._stopping.is_set():
-                return
-            pending = self.scheduler.get_job(WAKE_JOB)
-            if pending is not None and pending.next_run_time and pending.next_run_time <= when:
-                return
-            self.scheduler.add_job(
-                self._pass,
-                DateTrigger(run_date=when),
-                args=[at],
-                id=WAKE_JOB,
-                replace_existing=True,
-                max_instances=WAKE_INSTANCES,
-                misfire_grace_time=None,
-            )

@@ -75,7 +75,8 @@ class AgentProcess:
             "FLEET_AGENT_DEVICE_ID": device_id,
             "FLEET_AGENT_STATE_DIR": str(self.state_dir),
             "FLEET_AGENT_LOG_FORMAT": "json",
-            "FLEET_AGENT_RECONCILE_INTERVAL": "30",
+            # Long, so a lost wake-up shows as a test timeout instead of hiding behind it.
+            "FLEET_AGENT_RECONCILE_INTERVAL": "300",
             "FLEET_AGENT_BACKOFF_INITIAL": "1",
             "FLEET_AGENT_BACKOFF_MAX": "4",
             "FLEET_AGENT_MAX_RETRIES": "10",

@@ -1,0 +1,100 @@
+"""When passes run, with a real APScheduler and a recording pass (no engine, no broker)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from fleet_agent.wakeups import Wakeups
+
+LONG = 300.0  # the periodic pass never fires during a test
+
+
+class Passes:
+    """Records each pass; the first one can be held open to kick during it."""
+
+    def __init__(self) -> None:
+        self.started: list[float] = []
+        self.hold = threading.Event()
+        self.hold.set()
+        self.next_wake = time.time() + LONG
+
+    def __call__(self) -> float:
+        self.started.append(time.time())
+        self.hold.wait(10)
+        return self.next_wake
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.started) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(self.started) >= count, self.started
+
+
+@pytest.fixture
+def wiring() -> Iterator[tuple[Wakeups, Passes]]:
+    scheduler = BackgroundScheduler(timezone=dt.UTC)
+    passes = Passes()
+    wakeups = Wakeups(scheduler, passes, LONG, time.time)
+    wakeups.start()
+    scheduler.start()
+    passes.wait_for(1)  # the periodic job's first pass
+    yield wakeups, passes
+    wakeups.stop()
+    scheduler.shutdown(wait=False)
+
+
+def test_a_burst_of_kicks_during_a_pass_runs_exactly_one_more_pass(
+    wiring: tuple[Wakeups, Passes],
+) -> None:
+    wakeups, passes = wiring
+    passes.hold.clear()
+    wakeups.kick()
+    passes.wait_for(2)
+    for _ in range(20):
+        wakeups.kick()
+    passes.hold.set()
+
+    passes.wait_for(3)
+    time.sleep(0.5)
+    assert len(passes.started) == 3
+
+
+def test_a_kick_right_after_a_wake_up_fired_is_never_lost(
+    wiring: tuple[Wakeups, Passes],
+) -> None:
+    wakeups, passes = wiring
+    for _ in range(30):
+        before = len(passes.started)
+        wakeups.kick()
+        wakeups.kick()  # may find the first wake-up pending or already firing
+        passes.wait_for(before + 1, timeout=2.0)
+    assert len(passes.started) >= 31
+
+
+def test_a_retry_deadline_wakes_a_pass_at_its_time(wiring: tuple[Wakeups, Passes]) -> None:
+    wakeups, passes = wiring
+    due = time.time() + 0.3
+
+    wakeups.wake_at(due)
+
+    passes.wait_for(2)
+    assert passes.started[1] >= due
+
+
+def test_an_earlier_wake_up_replaces_a_later_one_and_the_later_still_comes(
+    wiring: tuple[Wakeups, Passes],
+) -> None:
+    wakeups, passes = wiring
+    later = time.time() + 0.6
+    passes.next_wake = later  # each pass asks again for the later deadline
+    wakeups.wake_at(later)
+    wakeups.wake_at(time.time() + 0.1)
+
+    passes.wait_for(3)
+    assert passes.started[1] < later <= passes.started[2]
