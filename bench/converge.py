@@ -15,7 +15,9 @@ Results are printed as a Markdown table and written to bench/results/latest.json
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -24,6 +26,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,64 +57,65 @@ def _converged(agent: AgentProcess, version: int) -> bool:
     return bool(state.get("converged") and state.get("targetVersion") == version)
 
 
-def bench_converge(
-    env: dict[str, str], api: docker.APIClient, size: int, repeats: int
-) -> list[float]:
+@contextlib.contextmanager
+def _agent(env: dict[str, str], api: docker.APIClient) -> Iterator[AgentProcess]:
+    """The agent as a process on a fresh device id; its containers are removed afterwards."""
     device = f"bench-{uuid.uuid4().hex[:8]}"
-    samples = []
     with tempfile.TemporaryDirectory() as workdir:
         agent = AgentProcess(Path(workdir), device, env["DOCKER_HOST"])
         agent.start()
         try:
-            for version in range(1, repeats + 1):
-                services = [
-                    service(
-                        f"s{i}",
-                        env["FLEET_TEST_IMAGE_1"],
-                        i + 1,
-                        SLEEP,
-                        environment={"V": str(version)},
-                    )
-                    for i in range(size)
-                ]
-                started = time.monotonic()
-                agent.set_target(target(version, *services))
-                wait_for(lambda v=version: _converged(agent, v), timeout=300, interval=0.01)
-                samples.append(time.monotonic() - started)
+            yield agent
         finally:
             agent.stop()
             _cleanup(api, device)
+
+
+def bench_converge(
+    env: dict[str, str], api: docker.APIClient, size: int, repeats: int
+) -> list[float]:
+    samples = []
+    with _agent(env, api) as agent:
+        for version in range(1, repeats + 1):
+            services = [
+                service(
+                    f"s{i}",
+                    env["FLEET_TEST_IMAGE_1"],
+                    i + 1,
+                    SLEEP,
+                    environment={"V": str(version)},
+                )
+                for i in range(size)
+            ]
+            started = time.monotonic()
+            agent.set_target(target(version, *services))
+            wait_for(functools.partial(_converged, agent, version), timeout=300, interval=0.01)
+            samples.append(time.monotonic() - started)
     return samples
 
 
 def bench_exit_report(env: dict[str, str], api: docker.APIClient, repeats: int) -> list[float]:
-    device = f"bench-{uuid.uuid4().hex[:8]}"
     samples = []
-    with tempfile.TemporaryDirectory() as workdir:
-        agent = AgentProcess(Path(workdir), device, env["DOCKER_HOST"])
-        agent.start()
-        try:
-            for version in range(1, repeats + 1):
-                job = service(
-                    "job",
-                    env["FLEET_TEST_IMAGE_1"],
-                    1,
-                    ["sh", "-c", f"sleep 1; exit {version}"],
-                    restart="no",
-                )
-                agent.set_target(target(version, job))
-                status = wait_for(
-                    lambda v=version: (s := agent.service("job")) and s["exitCode"] == v and s,
-                    timeout=60,
-                    interval=0.002,
-                )
-                seen = time.time()
-                finished = api.inspect_container(status["containerId"])["State"]["FinishedAt"]
-                ended = dt.datetime.fromisoformat(finished[:26].rstrip("Z") + "+00:00").timestamp()
-                samples.append(seen - ended)
-        finally:
-            agent.stop()
-            _cleanup(api, device)
+    with _agent(env, api) as agent:
+        for version in range(1, repeats + 1):
+            job = service(
+                "job",
+                env["FLEET_TEST_IMAGE_1"],
+                1,
+                ["sh", "-c", f"sleep 1; exit {version}"],
+                restart="no",
+            )
+            agent.set_target(target(version, job))
+            status = agent.wait_service(
+                "job",
+                lambda s, code=version: s["exitCode"] == code,
+                timeout=60,
+                interval=0.002,
+            )
+            seen = time.time()
+            finished = api.inspect_container(status["containerId"])["State"]["FinishedAt"]
+            ended = dt.datetime.fromisoformat(finished[:26].rstrip("Z") + "+00:00").timestamp()
+            samples.append(seen - ended)
     return samples
 
 

@@ -122,7 +122,11 @@ class AgentProcess:
         return services.get(name)
 
     def wait_service(
-        self, name: str, predicate: Callable[[dict[str, Any]], Any], timeout: float = 30.0
+        self,
+        name: str,
+        predicate: Callable[[dict[str, Any]], Any],
+        timeout: float = 30.0,
+        interval: float = 0.1,
     ) -> dict[str, Any]:
         """The service's status once `predicate` holds for it."""
 
@@ -130,7 +134,7 @@ class AgentProcess:
             status = self.service(name)
             return status if status is not None and predicate(status) else None
 
-        return wait_for(probe, timeout=timeout, what=f"status of {name}")
+        return wait_for(probe, timeout=timeout, interval=interval, what=f"status of {name}")
 
     def ack(self) -> dict[str, Any] | None:
         return self._read("target-ack.json")
