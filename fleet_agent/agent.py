@@ -33,6 +33,7 @@ from fleet_agent.wakeups import Wakeups
 
 log = structlog.get_logger(__name__)
 WATCH_INTERVAL = 1.0
+STORE_RETRY = 30.0  # seconds before a target file that could not be stored is offered again
 EVENTS_RETRY = 1.0
 # "connected": the stream is (re)established; whatever happened meanwhile, look once.
 KICKING_EVENTS = frozenset(
@@ -47,6 +48,8 @@ class TargetFileWatcher:
         self.path = path
         self.offer = offer
         self._seen: tuple[int, int, int] | None = None
+        self._failed: tuple[int, int, int] | None = None  # could not be stored; retried later
+        self._retry_at: float | None = None
         self._missing_reported = False
 
     def check(self) -> None:
@@ -62,8 +65,12 @@ class TargetFileWatcher:
                 self._missing_reported = True
             return
         self._missing_reported = False
-        if self.offer(payload, f"file {self.path}").code != NOT_PERSISTED:
-            self._seen = stamp  # else tried again at the next check
+        if self._retry_at is not None and stamp == self._failed and time.time() < self._retry_at:
+            return
+        if self.offer(payload, f"file {self.path}").code == NOT_PERSISTED:
+            self._failed, self._retry_at = stamp, time.time() + STORE_RETRY  # tried again later
+        else:
+            self._seen, self._failed, self._retry_at = stamp, None, None
 
 
 class Agent:
@@ -110,6 +117,8 @@ class Agent:
             persisted_version=persisted.version if persisted else None,
             state_dir=self.settings.state_dir,
         )
+        self.wakeups.start()
+        self.scheduler.start()  # before anything can kick: a kick books a scheduler job
         if self.link is not None:
             self.link.start()
         if self.watcher is not None:
@@ -121,8 +130,6 @@ class Agent:
                 max_instances=1,
                 coalesce=True,
             )
-        self.wakeups.start()
-        self.scheduler.start()
         self._events.start()
 
     def stop(self) -> None:

@@ -13,8 +13,12 @@ from contextlib import contextmanager
 from typing import Any, Literal, NamedTuple
 
 import docker
+import docker.auth
 import docker.errors
+import docker.types
 import requests.exceptions
+import structlog
+import urllib3.exceptions
 
 from fleet_agent import reference
 from fleet_agent.runtime import Container, ExitDetails
@@ -26,6 +30,7 @@ from fleet_agent.spec import (
     ContainerSpec,
 )
 
+log = structlog.get_logger(__name__)
 API_VERSION = "1.41"  # dockerd 20.10; newer engines still speak it, and no version probe is made
 ErrorKind = Literal[
     "not_found", "invalid_reference", "unavailable", "timeout", "conflict", "failed"
@@ -68,9 +73,15 @@ def _translated(
         elif exc.status_code == 409:
             kind = "conflict"
         raise EngineError(kind, message) from exc
-    except (requests.exceptions.Timeout, TimeoutError) as exc:
+    except (requests.exceptions.Timeout, urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
+        # (a stream read by the SDK raises urllib3's own timeout, not requests')
         raise EngineError(timeout_kind, timeout_message) from exc
-    except (requests.exceptions.ConnectionError, ConnectionError, FileNotFoundError) as exc:
+    except (
+        requests.exceptions.ConnectionError,
+        urllib3.exceptions.ProtocolError,
+        ConnectionError,
+        FileNotFoundError,
+    ) as exc:
         raise EngineError("unavailable", f"engine unreachable: {exc}") from exc
     except docker.errors.DockerException as exc:
         raise EngineError("failed", str(exc)) from exc
@@ -140,6 +151,7 @@ class Engine:
         """A pull may take as long as it keeps making progress (a big image on a slow link);
         `pull_timeout` bounds each wait for the engine's next word, as the kubelet's image
         pull progress deadline does."""
+        abandoned = EngineError("timeout", "pull abandoned: the agent is stopping")
         with _translated(timeout_kind="timeout", timeout_message=self._stalled):
             stream = self._pull_stream(ref)
             self._pulls.add(stream)
@@ -148,7 +160,11 @@ class Engine:
                     if "error" in chunk:
                         raise EngineError(_pull_error_kind(chunk["error"]), chunk["error"])
                     if should_stop():
-                        raise EngineError("timeout", "pull abandoned: the agent is stopping")
+                        raise abandoned
+            except Exception as exc:
+                if should_stop() and exc is not abandoned:  # its socket was shut on purpose
+                    raise abandoned from exc
+                raise
             finally:
                 self._pulls.discard(stream)
 
@@ -157,23 +173,29 @@ class Engine:
         `pull_timeout`, so a registry that stalls (even before the engine sends a byte) ends
         the pull in time. It uses the SDK's request helpers, stable since docker-py 2."""
         api = self._pull_api
+        registry, _ = docker.auth.resolve_repository_name(ref.repository)
+        login = docker.auth.get_config_header(api, registry)  # from `docker login`, as pull()
         response = api._post(
             api._url("/images/create"),
             params={"fromImage": ref.repository, "tag": ref.pull_tag},
+            headers={"X-Registry-Auth": login} if login else {},
             stream=True,
             timeout=self.pull_timeout,
         )
         api._raise_for_status(response)
-        return api._stream_helper(response, decode=True)
+        return docker.types.CancellableStream(api._stream_helper(response, decode=True), response)
 
     @property
     def _stalled(self) -> str:
         return f"pull stalled: no progress for {self.pull_timeout:g}s"
 
     def abort_pulls(self) -> None:
-        """Close every pull stream, so a stalled registry cannot hold up a shutdown."""
+        """Shut every pull's socket down, so a stalled registry cannot hold up a shutdown."""
         for stream in list(self._pulls):
-            stream.close()
+            try:
+                stream.close()
+            except Exception:  # closing is best effort; the pull thread reports back anyway
+                log.warning("could not close a pull stream", exc_info=True)
 
     def create(self, spec: ContainerSpec) -> str:
         bindings: dict[str, list[Any]] = {}

@@ -22,7 +22,6 @@ import structlog
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from fleet_agent import feed
 from fleet_agent.commands import COMMANDS, CommandResult
@@ -84,7 +83,6 @@ class MqttLink:
         self.on_command = on_command
         self.clock = clock
         self.client = _client(settings)
-        self.v5 = settings.mqtt_protocol == "5"
         self.client.will_set(self.topic("availability"), "offline", qos=1, retain=True)
         self.client.on_connect = self._guarded(self._on_connect)
         self.client.on_disconnect = self._guarded(self._on_disconnect)
@@ -188,10 +186,9 @@ class MqttLink:
         self._attempt = 0
         log.info("MQTT connected", host=self.host, port=self.port)
         subscriptions: list[tuple[str, Any]] = [(self.topic(f"cmd/{n}"), 1) for n in COMMANDS]
-        # What an earlier run left retained (a service that left the target meanwhile); on
-        # MQTT 5 without the echo of what this agent publishes there itself.
-        own = SubscribeOptions(qos=1, noLocal=True) if self.v5 else 1
-        subscriptions += [(self.topic(f"{kind}/+"), own) for kind in RETAINED_PER_SERVICE]
+        # What an earlier run left retained (a service that left the target meanwhile); the
+        # echo of the agent's own live publications arrives without the retain flag: ignored.
+        subscriptions += [(self.topic(f"{kind}/+"), 1) for kind in RETAINED_PER_SERVICE]
         if self.on_target is not None:
             subscriptions.append((self.topic("target"), 1))
         client.subscribe(subscriptions)

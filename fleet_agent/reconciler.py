@@ -163,10 +163,10 @@ class Reconciler:
         self.runtimes = {n: forgive(rt, at - SHUTDOWN_GRACE) for n, rt in self.runtimes.items()}
 
     def _idle(self, containers: list[Container], now: float) -> float:
+        """No target: report, and keep what happened for the first pass that has one."""
+        self._take_inbox()  # an outage is excused now; retries have nothing to retry
         report = self._report(None, [], containers, [], now)
-        state = replace(report.state, converged=False)
-        self._publish(replace(report, state=state))
-        self._unobserved = False
+        self._publish(replace(report, state=replace(report.state, converged=False)))
         return now + self.settings.reconcile_interval
 
     def note_event(self, event: ContainerEvent) -> None:

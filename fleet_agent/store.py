@@ -134,4 +134,7 @@ class ManualStops:
                 self._save()
 
     def _save(self) -> None:
-        write_atomic(self.path, msgspec.json.encode(self._marks))
+        try:
+            write_atomic(self.path, msgspec.json.encode(self._marks))
+        except OSError as exc:  # a full disk must not stop reconciling: keep them in memory
+            log.error("stops by hand not saved", path=str(self.path), error=str(exc))

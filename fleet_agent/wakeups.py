@@ -26,7 +26,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 log = structlog.get_logger(__name__)
-WAITING_WAKEUPS = 4  # wake-up jobs that may wait for the running pass
+OVERDUE = 1.0  # seconds after which a pending wake-up that has not run is booked again
 
 
 def _moment(at: float) -> dt.datetime:
@@ -80,7 +80,8 @@ class Wakeups:
             if self._stopping.is_set():
                 return
             if self._pending is not None:
-                if self._pending[0] <= at:
+                overdue = self._pending[0] < self.clock() - OVERDUE  # its job never ran
+                if self._pending[0] <= at and not overdue:
                     return
                 with contextlib.suppress(JobLookupError):
                     self.scheduler.remove_job(self._pending[1])
@@ -91,7 +92,6 @@ class Wakeups:
                 DateTrigger(run_date=_moment(at)),
                 args=[job_id],
                 id=job_id,
-                max_instances=WAITING_WAKEUPS,
                 misfire_grace_time=None,
             )
 
@@ -104,7 +104,11 @@ class Wakeups:
         self._pass()
 
     def _pass(self) -> None:
-        with self._pass_lock:
+        """Run a pass if one is wanted; while one runs, leave the wish for it to pick up
+        (no scheduler thread ever waits for a pass to end)."""
+        if not self._pass_lock.acquire(blocking=False):
+            return  # the running pass books a wake-up for the wish when it ends
+        try:
             if self._stopping.is_set() or not self._wanted.is_set():
                 return  # a pass that started after this was asked for has seen it all
             self._wanted.clear()
@@ -113,4 +117,6 @@ class Wakeups:
             except Exception:  # the scheduler must keep running whatever a pass hits
                 log.exception("reconcile pass crashed")
                 wake = self.clock() + self.interval
-        self.wake_at(wake)
+        finally:
+            self._pass_lock.release()
+        self.wake_at(self.clock() if self._wanted.is_set() else wake)

@@ -1,0 +1,55 @@
+"""How the Docker adapter words what the SDK and the transport raise (no engine needed)."""
+
+from __future__ import annotations
+
+import docker.errors
+import pytest
+import requests
+import urllib3.exceptions
+
+from fleet_agent.engine import EngineError, _translated
+
+
+def _raised(exc: BaseException, **options: str) -> EngineError:
+    with pytest.raises(EngineError) as caught, _translated(**options):  # type: ignore[arg-type]
+        raise exc
+    return caught.value
+
+
+def test_a_stream_read_timeout_from_urllib3_is_a_pull_timeout_with_our_words() -> None:
+    stalled = urllib3.exceptions.ReadTimeoutError(None, "/images/create", "Read timed out.")  # type: ignore[arg-type]
+
+    error = _raised(
+        stalled, timeout_kind="timeout", timeout_message="pull stalled: no progress for 3s"
+    )
+
+    assert (error.kind, error.message) == ("timeout", "pull stalled: no progress for 3s")
+
+
+def test_a_broken_stream_is_an_unreachable_engine() -> None:
+    error = _raised(urllib3.exceptions.ProtocolError("Connection broken"))
+
+    assert error.kind == "unavailable"
+    assert "Connection broken" in error.message
+
+
+def test_a_refused_socket_is_an_unreachable_engine() -> None:
+    assert _raised(requests.exceptions.ConnectionError("refused")).kind == "unavailable"
+
+
+def test_a_missing_manifest_keeps_the_engines_own_message() -> None:
+    response = requests.Response()
+    response.status_code = 404
+    missing = docker.errors.NotFound("404", response, explanation="manifest unknown")
+
+    error = _raised(missing)
+
+    assert (error.kind, error.message) == ("not_found", "manifest unknown")
+
+
+def test_an_invalid_reference_refused_by_the_engine_is_its_own_kind() -> None:
+    response = requests.Response()
+    response.status_code = 400
+    refused = docker.errors.APIError("400", response, explanation="invalid reference format")
+
+    assert _raised(refused).kind == "invalid_reference"
