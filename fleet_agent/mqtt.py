@@ -73,10 +73,8 @@ class MqttLink:
         on_command: Callable[[str, bytes], CommandResult],
         clock: Callable[[], float] = time.time,
     ) -> None:
-        url = urlsplit(settings.mqtt_url)
-        if url.scheme not in ("mqtt", "mqtts") or not url.hostname:
-            raise ValueError(f"unsupported MQTT URL {settings.mqtt_url!r}")
-        self.host = url.hostname
+        url = urlsplit(settings.mqtt_url)  # Settings has checked it
+        self.host = url.hostname or ""
         self.port = url.port or (8883 if url.scheme == "mqtts" else 1883)
         self.base = f"{settings.topic_prefix}/{settings.device_id}"
         self.on_target = on_target

@@ -33,9 +33,6 @@ class Puller:
         finishes on its own and never holds up the pull of the service's new config."""
         return set(self._running)
 
-    def pulling(self, service: str, config_hash: str) -> bool:
-        return (service, config_hash) in self._running
-
     def submit(self, pull: Pull, config_hash: str) -> None:
         future = self._pool.submit(self._pull, pull, config_hash)
         self._running[(pull.service, config_hash)] = future
