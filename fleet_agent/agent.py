@@ -21,10 +21,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 from fleet_agent import commands
 from fleet_agent.commands import CommandResult
 from fleet_agent.config import Settings
-from fleet_agent.engine import Engine, EngineError
+from fleet_agent.engine import Engine
 from fleet_agent.intake import NOT_PERSISTED, Decision, not_persisted
 from fleet_agent.model import Ack
 from fleet_agent.mqtt import MqttLink
+from fleet_agent.ports import EngineAPI, EngineError
 from fleet_agent.publish import FilePublisher, Publisher
 from fleet_agent.reconciler import Reconciler
 from fleet_agent.spec import desired_services
@@ -86,7 +87,7 @@ class Agent:
         state_dir = Path(settings.state_dir)
         self.store = TargetStore(state_dir)
         self.publishers = [FilePublisher(state_dir), *(publishers or [])]
-        self.engine = Engine(
+        self.engine: EngineAPI = Engine(
             settings.device_id,
             settings.docker_host,
             pull_timeout=settings.pull_timeout,

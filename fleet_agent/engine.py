@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal, NamedTuple
+from typing import Any
 
 import docker
 import docker.auth
@@ -21,6 +21,7 @@ import structlog
 import urllib3.exceptions
 
 from fleet_agent import reference
+from fleet_agent.ports import Cancel, ContainerEvent, EngineError, ErrorKind, PullProgress
 from fleet_agent.runtime import Container, ExitDetails
 from fleet_agent.spec import (
     LABEL_CONFIG_HASH,
@@ -32,28 +33,8 @@ from fleet_agent.spec import (
 
 log = structlog.get_logger(__name__)
 API_VERSION = "1.41"  # dockerd 20.10; newer engines still speak it, and no version probe is made
-ErrorKind = Literal[
-    "not_found", "invalid_reference", "unavailable", "timeout", "conflict", "failed"
-]
 _EXIT = re.compile(r"Exited \((-?\d+)\)")
-
-
-class ContainerEvent(NamedTuple):
-    action: str
-    container: str
-    by_agent: bool  # the agent itself stopped or removed this container
-
-    @property
-    def manual_stop(self) -> bool:
-        """Someone stopped the container through the engine (not the agent, not its own exit)."""
-        return self.action in ("stop", "kill") and not self.by_agent
-
-
-class EngineError(Exception):
-    def __init__(self, kind: ErrorKind, message: str) -> None:
-        super().__init__(message)
-        self.kind: ErrorKind = kind
-        self.message = message
+__all__ = ["ContainerEvent", "Engine", "EngineError", "ErrorKind"]
 
 
 @contextmanager
@@ -112,7 +93,6 @@ class Engine:
         self._events_api = docker.APIClient(version=API_VERSION, timeout=None, **params)
         self._events: Any = None
         self._own_stops: set[str] = set()  # containers the agent itself stops or removes
-        self._pulls: set[Any] = set()  # pull streams under way
         self.pull_timeout = pull_timeout
         self.stop_timeout = stop_timeout
 
@@ -128,8 +108,14 @@ class Engine:
         self._own_stops &= {row["Id"] for row in rows}  # forget containers that are gone
         return [_container(row) for row in rows]
 
-    def ensure_image(self, image: str, should_stop: Callable[[], bool] = lambda: False) -> None:
-        """Pull unless present; a floating tag (`latest`) is always pulled again."""
+    def ensure_image(
+        self,
+        image: str,
+        cancel: Cancel,
+        progress: Callable[[PullProgress], None] | None = None,
+    ) -> None:
+        """Pull unless present; a floating tag (`latest`) is always pulled again. A cancel
+        closes the pull's socket, so even a stalled registry lets go at once."""
         ref = reference.parse(image)
         if not ref.floating:
             try:
@@ -140,33 +126,35 @@ class Engine:
                 if exc.kind != "not_found":
                     raise
         try:
-            self._pull(ref, should_stop)
+            self._pull(ref, cancel)
         except EngineError as exc:
             if exc.kind != "unavailable":
                 raise
             self.ping()  # the engine answers: it was the registry that stalled, not the engine
             raise EngineError("timeout", self._stalled) from exc
 
-    def _pull(self, ref: reference.ImageRef, should_stop: Callable[[], bool]) -> None:
+    def _pull(self, ref: reference.ImageRef, cancel: Cancel) -> None:
         """A pull may take as long as it keeps making progress (a big image on a slow link);
         `pull_timeout` bounds each wait for the engine's next word, as the kubelet's image
         pull progress deadline does."""
-        abandoned = EngineError("timeout", "pull abandoned: the agent is stopping")
+        abandoned = EngineError("timeout", "pull abandoned")
+        if cancel.cancelled:
+            raise abandoned
         with _translated(timeout_kind="timeout", timeout_message=self._stalled):
             stream = self._pull_stream(ref)
-            self._pulls.add(stream)
+            forget = cancel.on_cancel(lambda: _close_quietly(stream))
             try:
                 for chunk in stream:
                     if "error" in chunk:
                         raise EngineError(_pull_error_kind(chunk["error"]), chunk["error"])
-                    if should_stop():
+                    if cancel.cancelled:
                         raise abandoned
             except Exception as exc:
-                if should_stop() and exc is not abandoned:  # its socket was shut on purpose
+                if cancel.cancelled and exc is not abandoned:  # its socket was shut on purpose
                     raise abandoned from exc
                 raise
             finally:
-                self._pulls.discard(stream)
+                forget()
 
     def _pull_stream(self, ref: reference.ImageRef) -> Any:
         """`APIClient.pull` without its `timeout=None`: every read waits at most
@@ -188,14 +176,6 @@ class Engine:
     @property
     def _stalled(self) -> str:
         return f"pull stalled: no progress for {self.pull_timeout:g}s"
-
-    def abort_pulls(self) -> None:
-        """Shut every pull's socket down, so a stalled registry cannot hold up a shutdown."""
-        for stream in list(self._pulls):
-            try:
-                stream.close()
-            except Exception:  # closing is best effort; the pull thread reports back anyway
-                log.warning("could not close a pull stream", exc_info=True)
 
     def create(self, spec: ContainerSpec) -> str:
         bindings: dict[str, list[Any]] = {}
@@ -272,6 +252,13 @@ class Engine:
             oom_killed=bool(state.get("OOMKilled", False)),
             log_tail=" | ".join(line.strip() for line in lines[-tail:]),
         )
+
+
+def _close_quietly(stream: Any) -> None:
+    try:
+        stream.close()
+    except Exception:  # closing is best effort; the pull thread reports back anyway
+        log.warning("could not close a pull stream", exc_info=True)
 
 
 def _pull_error_kind(message: str) -> ErrorKind:

@@ -19,7 +19,6 @@ from msgspec.structs import replace
 from fleet_agent import logs, planner
 from fleet_agent.backoff import Backoff
 from fleet_agent.config import Settings
-from fleet_agent.engine import ContainerEvent, Engine, EngineError
 from fleet_agent.model import DesiredService, Event, Target, iso
 from fleet_agent.outcomes import (
     apply_pull,
@@ -27,6 +26,7 @@ from fleet_agent.outcomes import (
     pull_event,
     step_event,
 )
+from fleet_agent.ports import ContainerEvent, EngineAPI, EngineError
 from fleet_agent.publish import Publisher, Report
 from fleet_agent.pulls import Puller
 from fleet_agent.runtime import (
@@ -56,7 +56,7 @@ class Reconciler:
     def __init__(
         self,
         settings: Settings,
-        engine: Engine,
+        engine: EngineAPI,
         target: Callable[[], Target | None],
         publishers: Iterable[Publisher],
         kick: Callable[[], None],

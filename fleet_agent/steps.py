@@ -11,14 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 import structlog
 
 from fleet_agent import planner
-from fleet_agent.engine import Engine, EngineError
 from fleet_agent.outcomes import StepResult
+from fleet_agent.ports import EngineAPI, EngineError
 
 log = structlog.get_logger(__name__)
 
 
 class StepRunner:
-    def __init__(self, engine: Engine, workers: int) -> None:
+    def __init__(self, engine: EngineAPI, workers: int) -> None:
         self.engine = engine
         self._pool = ThreadPoolExecutor(workers, "step")
 
