@@ -98,7 +98,7 @@ class Agent:
         if settings.mqtt_enabled:
             # With a target file, MQTT still carries statuses but no longer brings targets.
             on_target = None if target_file else (lambda payload: self.offer(payload, "mqtt"))
-            self.link = MqttLink(settings, on_target, self.command, clock)
+            self.link = MqttLink(settings, on_target, self.command)
             self.publishers.append(self.link)
         self.reconciler = Reconciler(
             settings, self.engine, self.store.current, self.publishers, self.kick, clock
@@ -172,8 +172,7 @@ class Agent:
                 publisher.ack(ack)
             except Exception:
                 log.exception("publishing the ack failed", publisher=type(publisher).__name__)
-        if decision.target is not None:
-            self.kick()
+        self.reconciler.note_ack(ack)  # the device alert follows what was rejected; kicks
         return ack
 
     def command(self, name: str, payload: bytes) -> CommandResult:

@@ -1,10 +1,11 @@
-"""What the retained MQTT topics should hold after a pass, and the events it makes (pure).
+"""Alerts, history and state-change events decided once, in the core, for every sink (pure).
 
-From each `Report` this derives the per-service status, alert and history topics, the device
-state and the device-level alert, plus one event per state change. Alerts follow the contract:
-raised as `warning`, escalated to `critical` (`MaxRetriesExceeded`) when retries are exhausted,
-cleared when the service recovers or leaves, and only replaced when severity or type changes.
-The MQTT adapter only compares and sends; every decision is here, with `now` passed in.
+From each pass's `Report` this derives each service's alert and history and the device-level
+alert, one event per state change, and the alert transitions (raised, escalated, cleared), and
+hands them back inside the `Report`, so MQTT, the local files and webhooks all see the same
+ones. Alerts follow the contract: raised as `warning`, escalated to `critical`
+(`MaxRetriesExceeded`) when retries are exhausted, cleared when the service recovers or leaves,
+and only replaced when severity or type changes. Publishers only compare and send.
 """
 
 from __future__ import annotations
@@ -13,30 +14,20 @@ import msgspec
 from msgspec.structs import replace
 
 from fleet_agent.intake import NO_TARGET
-from fleet_agent.model import Ack, DeviceState, Event, ServiceStatus, iso
+from fleet_agent.model import (
+    Ack,
+    Alert,
+    AlertChange,
+    AlertEvent,
+    Event,
+    HistoryEntry,
+    ServiceStatus,
+    iso,
+)
 from fleet_agent.publish import Report
 
 AGENT = "_agent"
 HISTORY_LENGTH = 20
-
-
-class Alert(msgspec.Struct, frozen=True, rename="camel"):
-    device_id: str
-    service: str
-    severity: str
-    type: str
-    message: str
-    raised_at: str
-    updated_at: str
-    retry_count: int | None = None
-
-
-class HistoryEntry(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
-    timestamp: str
-    service_status: str
-    error_type: str | None = None
-    message: str | None = None
-    retry_count: int | None = None
 
 
 class FeedState(msgspec.Struct, frozen=True):
@@ -48,6 +39,7 @@ class FeedState(msgspec.Struct, frozen=True):
     rejected: Ack | None = None
     engine_error: str | None = None
     device_id: str = ""
+    announced: dict[str, Alert] = {}  # the alerts of the last completed report
 
 
 def _severity(status: ServiceStatus) -> tuple[str, str] | None:
@@ -198,15 +190,48 @@ def with_ack(state: FeedState, ack: Ack, now: float) -> FeedState:
     return _with_agent_alert(replace(state, rejected=None if ack.accepted else ack), now)
 
 
-def retained(state: FeedState, report_state: DeviceState) -> dict[str, tuple[bytes, bytes]]:
+_RANK = {"warning": 1, "critical": 2}
+
+
+def alert_changes(before: dict[str, Alert], after: dict[str, Alert]) -> list[AlertChange]:
+    """The transitions from one pass's alerts to the next's, services in name order."""
+    changes: list[AlertChange] = []
+    for name in sorted(before.keys() | after.keys()):
+        old, new = before.get(name), after.get(name)
+        if new is None and old is not None:
+            changes.append(AlertChange("cleared", name, old))
+        elif new is not None and new != old:
+            higher = old is not None and _RANK.get(new.severity, 0) > _RANK.get(old.severity, 0)
+            event: AlertEvent = "escalated" if higher else "raised"
+            changes.append(AlertChange(event, name, new))
+    return changes
+
+
+def conclude(state: FeedState, report: Report, now: float) -> tuple[FeedState, Report]:
+    """The feed after this report, and the report completed with its alerts, their
+    transitions, the history and the state-change events."""
+    after, events = advance(state, report, now)
+    completed = replace(
+        report,
+        events=events,
+        alerts=after.alerts,
+        alert_changes=alert_changes(state.announced, after.alerts),
+        history=after.history,
+    )
+    return replace(after, announced=after.alerts), completed
+
+
+def retained(report: Report) -> dict[str, tuple[bytes, bytes]]:
     """Every retained topic suffix with its payload and its content key (no timestamps)."""
     encode = msgspec.json.encode
+    state = report.state
     topics: dict[str, tuple[bytes, bytes]] = {
-        "state": (encode(report_state), encode(replace(report_state, updated_at="")))
+        "state": (encode(state), encode(replace(state, updated_at="")))
     }
-    for name, status in state.statuses.items():
+    for status in report.services:
+        name = status.service_name
         topics[f"services/{name}"] = (encode(status), encode(replace(status, updated_at="")))
-        topics[f"history/{name}"] = (encode(state.history.get(name, [])),) * 2
-    for name, alert in state.alerts.items():
+        topics[f"history/{name}"] = (encode(report.history.get(name, [])),) * 2
+    for name, alert in report.alerts.items():
         topics[f"alerts/{name}"] = (encode(alert),) * 2
     return topics

@@ -139,3 +139,37 @@ class Event(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
     error_type: str | None = None
     retry_count: int | None = None
     next_retry: str | None = None
+
+
+class Alert(msgspec.Struct, frozen=True, rename="camel"):
+    """The active alert of a service (or of the device, service `_agent`)."""
+
+    device_id: str
+    service: str
+    severity: str
+    type: str
+    message: str
+    raised_at: str
+    updated_at: str
+    retry_count: int | None = None
+
+
+AlertEvent = Literal["raised", "escalated", "cleared"]
+
+
+class AlertChange(msgspec.Struct, frozen=True, rename="camel"):
+    """One alert transition of a pass, the same for every sink (MQTT, webhooks, ...):
+    `raised` (new, or a new type at no higher severity), `escalated` (a higher severity),
+    `cleared` (resolved or gone; `alert` is the one that was active)."""
+
+    event: AlertEvent
+    service: str
+    alert: Alert
+
+
+class HistoryEntry(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    timestamp: str
+    service_status: str
+    error_type: str | None = None
+    message: str | None = None
+    retry_count: int | None = None

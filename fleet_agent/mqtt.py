@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -71,7 +70,6 @@ class MqttLink:
         settings: Settings,
         on_target: Callable[[bytes], Any] | None,
         on_command: Callable[[str, bytes], CommandResult],
-        clock: Callable[[], float] = time.time,
     ) -> None:
         url = urlsplit(settings.mqtt_url)  # Settings has checked it
         self.host = url.hostname or ""
@@ -79,7 +77,6 @@ class MqttLink:
         self.base = f"{settings.topic_prefix}/{settings.device_id}"
         self.on_target = on_target
         self.on_command = on_command
-        self.clock = clock
         self.client = _client(settings)
         self.client.will_set(self.topic("availability"), "offline", qos=1, retain=True)
         self.client.on_connect = self._guarded(self._on_connect)
@@ -87,8 +84,7 @@ class MqttLink:
         self.client.on_connect_fail = self._guarded(self._on_connect_fail)
         self.client.on_message = self._guarded(self._on_message)
         self._lock = threading.RLock()
-        self._feed = feed.FeedState(device_id=settings.device_id)
-        self._state_doc: Any = None
+        self._report: Report | None = None  # the latest, with its alerts and history
         self._snapshot: dict[str, tuple[bytes, bytes]] = {}
         self._ack: bytes | None = None
         self._attempt = 0
@@ -117,32 +113,29 @@ class MqttLink:
     # Publisher interface -------------------------------------------------------------------
 
     def publish(self, report: Report) -> None:
-        now = self.clock()
+        """Send what the core decided: statuses, alerts, history (retained), and events."""
         with self._lock:
-            self._feed, events = feed.advance(self._feed, report, now)
-            self._state_doc = report.state
+            self._report = report
             self._sync()
-        for event in events:
+        for event in report.events:
             self._send(self.topic("events"), msgspec.json.encode(event), retain=False)
 
     def ack(self, ack: Ack) -> None:
         with self._lock:
             self._ack = msgspec.json.encode(ack)
             self._send(self.topic("target/ack"), self._ack)
-            self._feed = feed.with_ack(self._feed, ack, self.clock())
-            self._sync()
 
     # internals -----------------------------------------------------------------------------
 
     def _sync(self) -> None:
         """Send what changed in content; clear topics that are no longer ours."""
-        wanted = feed.retained(self._feed, self._state_doc) if self._state_doc else {}
+        wanted = feed.retained(self._report) if self._report is not None else {}
         for suffix, (payload, key) in wanted.items():
             if self._snapshot.get(suffix, (b"", b""))[1] != key:
                 self._snapshot[suffix] = (payload, key)
                 self._send(self.topic(suffix), payload)
         gone = [suffix for suffix in self._snapshot if suffix not in wanted]
-        if self._state_doc is not None:  # only a report says what is no longer ours
+        if self._report is not None:  # only a report says what is no longer ours
             gone += list(self._leftovers - wanted.keys())  # from an earlier run of the agent
             self._leftovers.clear()
         for suffix in gone:
@@ -158,7 +151,7 @@ class MqttLink:
             if suffix in self._snapshot:
                 return
             self._leftovers.add(suffix)
-            if self._state_doc is not None:
+            if self._report is not None:
                 self._sync()
 
     def _republish(self) -> None:

@@ -13,11 +13,20 @@ from typing import Protocol
 import msgspec
 from msgspec.structs import replace
 
-from fleet_agent.model import Ack, DeviceState, Event, ServiceStatus
+from fleet_agent.model import (
+    Ack,
+    Alert,
+    AlertChange,
+    DeviceState,
+    Event,
+    HistoryEntry,
+    ServiceStatus,
+)
 from fleet_agent.store import write_atomic
 
 STATUS_FILE = "status.json"
 ACK_FILE = "target-ack.json"
+ALERTS_FILE = "alerts.json"
 
 
 class Report(msgspec.Struct, frozen=True, rename="camel"):
@@ -27,6 +36,10 @@ class Report(msgspec.Struct, frozen=True, rename="camel"):
     engine_error: str | None = None
     # services whose crash backoff has not been reset by healthy running yet
     crash_settling: list[str] = []
+    # decided by the core (feed.py) from the statuses, the same for every publisher:
+    alerts: dict[str, Alert] = {}  # the active alerts by service, `_agent` for the device
+    alert_changes: list[AlertChange] = []  # this pass's alert transitions
+    history: dict[str, list[HistoryEntry]] = {}  # each service's last transitions
 
 
 def content_key(report: Report) -> bytes:
@@ -50,15 +63,22 @@ class LocalStatus(msgspec.Struct, frozen=True, rename="camel"):
 
 
 class FilePublisher:
-    """Local mode: the latest status and ack as files in the state dir, written atomically."""
+    """Local mode: the latest status, active alerts and ack as files in the state dir, written
+    atomically and only when their content changed (devices run on flash)."""
 
     def __init__(self, state_dir: Path) -> None:
         self.status_path = state_dir / STATUS_FILE
         self.ack_path = state_dir / ACK_FILE
+        self.alerts_path = state_dir / ALERTS_FILE
         self._last_key: bytes | None = None
+        self._last_alerts: bytes | None = None
 
     def publish(self, report: Report) -> None:
         """Write only when the content changed (timestamps alone are not a change)."""
+        alerts = msgspec.json.format(msgspec.json.encode(report.alerts))
+        if alerts != self._last_alerts:
+            write_atomic(self.alerts_path, alerts)
+            self._last_alerts = alerts
         key = content_key(report)
         if key == self._last_key:
             return

@@ -16,10 +16,11 @@ from pathlib import Path
 import structlog
 from msgspec.structs import replace
 
-from fleet_agent import logs, planner
+from fleet_agent import feed, logs, planner
 from fleet_agent.backoff import Backoff
 from fleet_agent.config import Settings
-from fleet_agent.model import DesiredService, Event, Target, iso
+from fleet_agent.intake import NO_TARGET
+from fleet_agent.model import Ack, DesiredService, Event, Target, iso
 from fleet_agent.outcomes import (
     apply_pull,
     apply_step,
@@ -79,6 +80,8 @@ class Reconciler:
         self._dying: dict[str, float] = {}  # died per the engine's events, maybe still listed
         self._retries: set[str] = set()
         self._engine_lost_at: float | None = None
+        self._acks: list[Ack] = []
+        self.feed = feed.FeedState(device_id=settings.device_id)  # alerts, history
         self.steps = StepRunner(engine, STEP_WORKERS)
         self._lock = threading.Lock()
 
@@ -99,6 +102,15 @@ class Reconciler:
         self.kick()
         return done
 
+    def note_ack(self, ack: Ack) -> None:
+        """A target was answered: a rejection raises the device alert, an acceptance clears
+        it, in the pass this kicks."""
+        if ack.code == NO_TARGET:
+            return
+        with self._inbox_lock:
+            self._acks.append(ack)
+        self.kick()
+
     def engine_lost(self, at: float) -> None:
         """The engine's event stream broke: it went away, maybe only for a moment."""
         with self._inbox_lock:
@@ -108,12 +120,13 @@ class Reconciler:
         """Reconcile once; return the epoch time at which the next pass is needed."""
         with self._lock:
             now = self.clock()
+            acked = self._take_acks()
             target = self.target()
             desired = desired_services(target)
             try:
                 containers = self.engine.list_managed()
             except EngineError as exc:
-                return self._engine_down(exc, now)
+                return self._engine_down(exc, now, acked)
             if target is None:  # "no target": nothing is touched, only reported
                 return self._idle(containers, now)
             retries = self._take_inbox()
@@ -145,6 +158,14 @@ class Reconciler:
             logs.log_pass(report, results, events, plan.pulls)
             self._unobserved = False
             return self._next_wake(planned_at, now, containers)
+
+    def _take_acks(self) -> bool:
+        """Apply the acks sent since the last pass to the device alert; whether any was."""
+        with self._inbox_lock:
+            acks, self._acks = self._acks, []
+        for ack in acks:
+            self.feed = feed.with_ack(self.feed, ack, self.clock())
+        return bool(acks)
 
     def _take_inbox(self) -> set[str]:
         """What other threads asked for since the last pass: retries, a lost engine."""
@@ -180,7 +201,7 @@ class Reconciler:
             with self._inbox_lock:
                 self._dying[event.container] = self.clock()
 
-    def _engine_down(self, exc: EngineError, now: float) -> float:
+    def _engine_down(self, exc: EngineError, now: float, acked: bool) -> float:
         """No service pays for an engine outage: nothing is planned, no retry is counted."""
         log.warning("docker engine unavailable", error=exc.message)
         self._excuse_outage(now)
@@ -188,7 +209,7 @@ class Reconciler:
         if report is None:
             target = self.target()
             report = self._report(target, desired_services(target), [], [], now)
-        if report.engine_error != exc.message:
+        if report.engine_error != exc.message or acked:
             state = replace(report.state, converged=False, updated_at=iso(now))
             self._publish(replace(report, state=state, events=[], engine_error=exc.message))
         return now + min(ENGINE_DOWN_POLL, self.settings.reconcile_interval)
@@ -262,6 +283,9 @@ class Reconciler:
         return build_report(ctx, desired, containers, runtimes, self.puller.under_way(), events)
 
     def _publish(self, report: Report) -> None:
+        """Complete the report in the core (alerts, their changes, history, state events) and
+        hand the same one to every publisher."""
+        self.feed, report = feed.conclude(self.feed, report, self.clock())
         self.last_report = report
         for publisher in self.publishers:
             try:

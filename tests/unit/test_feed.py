@@ -12,17 +12,27 @@ from msgspec.structs import replace
 from fleet_agent.feed import (
     AGENT,
     HISTORY_LENGTH,
-    Alert,
     FeedState,
-    HistoryEntry,
     advance,
     agent_alert,
+    alert_changes,
+    conclude,
     next_alert,
     retained,
     with_ack,
 )
 from fleet_agent.intake import NO_TARGET, decide
-from fleet_agent.model import Ack, ErrorType, Event, FieldError, ServiceState, ServiceStatus, iso
+from fleet_agent.model import (
+    Ack,
+    Alert,
+    ErrorType,
+    Event,
+    FieldError,
+    HistoryEntry,
+    ServiceState,
+    ServiceStatus,
+    iso,
+)
 from fleet_agent.publish import Report, content_key
 
 from .factories import DEVICE, T0, report, state_doc, status, status_error
@@ -477,10 +487,9 @@ def test_a_no_target_ack_changes_nothing() -> None:
 
 def test_the_retained_topics_are_state_and_each_services_status_history_and_alert() -> None:
     broker = status("mosquitto", "running", service_id=2)
-    rep = report(broker, failing(1))
-    fed, _ = advance(FeedState(), rep, T0)
+    _, done = conclude(FeedState(), report(broker, failing(1)), T0)
 
-    topics = retained(fed, rep.state)
+    topics = retained(done)
 
     assert set(topics) == {
         "state",
@@ -493,21 +502,20 @@ def test_the_retained_topics_are_state_and_each_services_status_history_and_aler
 
 
 def test_the_device_alert_is_retained_under_alerts_agent_while_active() -> None:
-    rep = report(engine_error=ENGINE_DOWN)
-    down, _ = advance(FeedState(), rep, T0)
-    up, _ = advance(down, report(at=T0 + 30), T0 + 30)
+    down, was_down = conclude(FeedState(), report(engine_error=ENGINE_DOWN), T0)
+    _, is_up = conclude(down, report(at=T0 + 30), T0 + 30)
 
-    assert set(retained(down, rep.state)) == {"state", "alerts/_agent"}
-    assert set(retained(up, rep.state)) == {"state"}
+    assert set(retained(was_down)) == {"state", "alerts/_agent"}
+    assert set(retained(is_up)) == {"state"}
 
 
 def test_content_keys_of_status_and_state_ignore_updated_at_but_payloads_do_not() -> None:
     one = report(status(at=T0), at=T0)
     two = report(status(at=T0 + 30), at=T0 + 30)
-    first, _ = advance(FeedState(), one, T0)
-    second, _ = advance(first, two, T0 + 30)
+    first, one = conclude(FeedState(), one, T0)
+    _, two = conclude(first, two, T0 + 30)
 
-    before, after = retained(first, one.state), retained(second, two.state)
+    before, after = retained(one), retained(two)
 
     for topic in ("state", "services/nodered"):
         assert before[topic][1] == after[topic][1], topic
@@ -518,20 +526,19 @@ def test_content_keys_of_status_and_state_ignore_updated_at_but_payloads_do_not(
 def test_content_keys_change_when_a_service_status_changes() -> None:
     one = report(status("nodered", "starting", at=T0), at=T0)
     two = report(status("nodered", "running", at=T0 + 30), at=T0 + 30)
-    first, _ = advance(FeedState(), one, T0)
-    second, _ = advance(first, two, T0 + 30)
+    first, one = conclude(FeedState(), one, T0)
+    _, two = conclude(first, two, T0 + 30)
 
-    before, after = retained(first, one.state), retained(second, two.state)
+    before, after = retained(one), retained(two)
 
     for topic in ("state", "services/nodered", "history/nodered"):
         assert before[topic][1] != after[topic][1], topic
 
 
 def test_retained_payloads_are_the_contracts_camel_case_json() -> None:
-    rep = report(failing(3))
-    fed, _ = advance(FeedState(), rep, T0 + 0.25)
+    _, done = conclude(FeedState(), report(failing(3)), T0 + 0.25)
 
-    topics = {name: msgspec.json.decode(pair[0]) for name, pair in retained(fed, rep.state).items()}
+    topics = {name: msgspec.json.decode(pair[0]) for name, pair in retained(done).items()}
 
     assert topics == {
         "state": {
@@ -589,10 +596,10 @@ def test_retained_payloads_are_the_contracts_camel_case_json() -> None:
 
 
 def test_the_state_topic_is_the_device_state_it_is_given() -> None:
-    fed, _ = advance(FeedState(), report(status()), T0)
+    _, done = conclude(FeedState(), report(status()), T0)
     other = state_doc(status(), at=T0 + 5, converged=False)
 
-    payload, key = retained(fed, other)["state"]
+    payload, key = retained(replace(done, state=other))["state"]
 
     assert payload == msgspec.json.encode(other)
     assert key == msgspec.json.encode(replace(other, updated_at=""))
@@ -742,3 +749,46 @@ def test_a_rejected_ack_without_a_version_raises_the_device_alert_naming_no_vers
 
     assert after.alerts[AGENT].message == "target rejected (400): $: malformed JSON"
     assert "None" not in after.alerts[AGENT].message
+
+
+def test_a_pass_that_raises_an_alert_carries_one_raised_change_with_the_alert() -> None:
+    _, done = conclude(FeedState(), report(failing(1)), T0)
+
+    assert [(c.event, c.service) for c in done.alert_changes] == [("raised", "nodered")]
+    assert done.alert_changes[0].alert == done.alerts["nodered"]
+
+
+def test_exhaustion_is_one_escalated_change_and_recovery_one_cleared_change() -> None:
+    raised, _ = conclude(FeedState(), report(failing(1)), T0)
+    exhausted, escalated = conclude(raised, report(out_of_retries()), T0 + 100)
+    _, cleared = conclude(exhausted, report(status(at=T0 + 200)), T0 + 200)
+
+    assert [(c.event, c.alert.type) for c in escalated.alert_changes] == [
+        ("escalated", "MaxRetriesExceeded")
+    ]
+    assert [(c.event, c.alert.severity) for c in cleared.alert_changes] == [("cleared", "critical")]
+    assert cleared.alerts == {}
+
+
+def test_a_further_failure_of_the_same_type_makes_no_alert_change() -> None:
+    first, _ = conclude(FeedState(), report(failing(1)), T0)
+    _, again = conclude(first, report(failing(2, at=T0 + 10)), T0 + 10)
+
+    assert again.alert_changes == []
+    assert again.history["nodered"][-1].retry_count == 2
+
+
+def test_a_new_type_at_the_same_severity_is_raised_again_not_escalated() -> None:
+    before = {"nodered": crash_alert()}
+    after = {"nodered": replace(crash_alert(), type="StartFailure")}
+
+    assert [c.event for c in alert_changes(before, after)] == ["raised"]
+
+
+def test_a_rejected_ack_is_a_raised_device_alert_change_in_the_next_report() -> None:
+    state, _done = conclude(FeedState(device_id=DEVICE), report(status()), T0)
+    rejected = Ack(3, False, 409, iso(T0), [FieldError("$.version", "stale")])
+
+    _, acked = conclude(with_ack(state, rejected, T0 + 1), report(status(at=T0 + 1)), T0 + 1)
+
+    assert [(c.event, c.service) for c in acked.alert_changes] == [("raised", AGENT)]
