@@ -1,32 +1,58 @@
-"""The `fleet-agent` command line: `fleet-agent run [--config agent.toml] [--target-file F]`."""
+"""The `fleet-agent` command line: `run` (the device agent) and the operator commands.
+
+The agent's own `run` is defined here. Operator commands live in `fleet_agent/operator/`, one
+module each, listed in `OPERATOR_COMMANDS`; a module is imported only when its command runs, so
+the device agent never loads the operator side (rich, PyYAML). To add a command, write a module
+with `add_arguments(parser)` and `main(args) -> int` and add one line to the table.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
 import threading
 from pathlib import Path
+from types import ModuleType
 
-import structlog
+from fleet_agent import __version__
 
-from fleet_agent import __version__, config, logs
-from fleet_agent.agent import Agent
+# name -> (module, one-line help)
+OPERATOR_COMMANDS: dict[str, tuple[str, str]] = {}
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fleet-agent", description=__doc__)
-    parser.add_argument("--version", action="version", version=__version__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="reconcile this device toward its target until stopped")
-    run.add_argument("--config", type=Path, help="TOML settings file (environment variables win)")
-    run.add_argument(
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, help="TOML settings file (environment variables win)"
+    )
+    parser.add_argument(
         "--target-file", type=Path, help="local mode: take the target from this file (watched)"
     )
-    return parser
+
+
+def _parser(chosen: str | None) -> tuple[argparse.ArgumentParser, ModuleType | None]:
+    """The parser; only the chosen operator command's module is imported (for its arguments)."""
+    parser = argparse.ArgumentParser(prog="fleet-agent", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="reconcile this device toward its target until stopped")
+    _run_arguments(run)
+    module = None
+    for name, (path, help_text) in OPERATOR_COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            module = importlib.import_module(path)
+            module.add_arguments(sub)
+    return parser, module
 
 
 def run(config_path: Path | None, target_file: Path | None) -> int:
+    import structlog  # noqa: PLC0415 (the agent's imports, only for `run`)
+
+    from fleet_agent import config, logs  # noqa: PLC0415
+    from fleet_agent.agent import Agent  # noqa: PLC0415
+
     try:
         settings = config.load(config_path)
     except config.ConfigError as exc:
@@ -44,9 +70,24 @@ def run(config_path: Path | None, target_file: Path | None) -> int:
     return 0
 
 
+def _chosen(argv: list[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    return run(args.config, args.target_file)
+    argv = sys.argv[1:] if argv is None else argv
+    chosen = _chosen(argv)
+    try:
+        parser, module = _parser(chosen if chosen in OPERATOR_COMMANDS else None)
+    except ImportError as exc:  # the operator extra is not installed
+        print(f"fleet-agent {chosen}: {exc}; install fleet-agent[operator]", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return run(args.config, args.target_file)
+    assert module is not None
+    code: int = module.main(args)
+    return code
 
 
 if __name__ == "__main__":

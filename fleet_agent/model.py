@@ -95,6 +95,14 @@ class ServiceError(msgspec.Struct, frozen=True, rename="camel"):
     exhausted: bool
 
 
+class Progress(msgspec.Struct, frozen=True, rename="camel"):
+    """How far an image pull is, all layers combined (contract v1.1)."""
+
+    percent: int
+    bytes_done: int
+    bytes_total: int | None
+
+
 class ServiceStatus(msgspec.Struct, frozen=True, rename="camel"):
     device_id: str
     app_id: int
@@ -110,6 +118,7 @@ class ServiceStatus(msgspec.Struct, frozen=True, rename="camel"):
     target_version: int | None
     updated_at: str
     exit_code: int | None = None
+    progress: Progress | None = None  # while `downloading`
 
 
 class DeviceState(msgspec.Struct, frozen=True, rename="camel"):

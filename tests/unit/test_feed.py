@@ -572,6 +572,7 @@ def test_retained_payloads_are_the_contracts_camel_case_json() -> None:
             "targetVersion": 7,
             "updatedAt": "2025-10-24T10:15:00.000Z",
             "exitCode": None,
+            "progress": None,
         },
         "history/nodered": [
             {

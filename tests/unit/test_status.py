@@ -338,6 +338,7 @@ def test_a_service_status_is_encoded_with_the_contracts_camel_case_keys() -> Non
         "targetVersion": 7,
         "updatedAt": "2025-10-24T10:15:40.012Z",
         "exitCode": None,
+        "progress": None,
     }
 
 
