@@ -11,8 +11,17 @@ from __future__ import annotations
 import msgspec
 
 from fleet_agent.commands import CommandResult
-from fleet_agent.feed import AGENT, Alert, HistoryEntry
-from fleet_agent.model import Ack, DeviceState, Event, Progress, ServiceStatus, Target
+from fleet_agent.feed import AGENT
+from fleet_agent.model import (
+    Ack,
+    Alert,
+    DeviceState,
+    Event,
+    HistoryEntry,
+    Progress,
+    ServiceStatus,
+    Target,
+)
 
 __all__ = [
     "AGENT",
