@@ -19,7 +19,16 @@ from types import ModuleType
 from fleet_agent import __version__
 
 # name -> (module, one-line help)
-OPERATOR_COMMANDS: dict[str, tuple[str, str]] = {}
+OPERATOR_COMMANDS: dict[str, tuple[str, str]] = {
+    "status": (
+        "fleet_agent.operator.status_cmd",
+        "devices and services at a glance (kubectl get pods)",
+    ),
+    "describe": ("fleet_agent.operator.describe_cmd", "everything known about one service"),
+    "watch": ("fleet_agent.operator.watch_cmd", "the status table, updated live"),
+    "apply": ("fleet_agent.operator.apply_cmd", "publish a target (JSON, YAML, docker-compose)"),
+    "retry": ("fleet_agent.operator.retry_cmd", "reset a service's backoff and retry it now"),
+}
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:

@@ -82,6 +82,8 @@ class FleetClient:
     def connect(self, timeout: float = 10.0) -> FleetClient:
         """Connect, subscribe, and return once every retained message has been read (a
         round trip through the broker after the subscription), or raise `BrokerUnreachable`."""
+        if self._dispatcher.is_alive():
+            return self  # connected already (`with open_client(...) as client:`)
         self._dispatcher.start()
         try:
             self._mqtt.connect_async(self.connection.host, self.connection.port, keepalive=30)
