@@ -25,7 +25,7 @@ from fleet_agent.engine import Engine
 from fleet_agent.intake import NOT_PERSISTED, Decision, not_persisted
 from fleet_agent.model import Ack
 from fleet_agent.mqtt import MqttLink
-from fleet_agent.ports import EngineAPI, EngineError
+from fleet_agent.ports import Clock, EngineAPI, EngineError, SystemClock
 from fleet_agent.publish import FilePublisher, Publisher
 from fleet_agent.reconciler import Reconciler
 from fleet_agent.spec import desired_services
@@ -66,10 +66,17 @@ class TargetFileWatcher:
                 self._missing_reported = True
             return
         self._missing_reported = False
-        if self._retry_at is not None and stamp == self._failed and time.time() < self._retry_at:
+        if (
+            self._retry_at is not None
+            and stamp == self._failed
+            and time.monotonic() < self._retry_at
+        ):
             return
         if self.offer(payload, f"file {self.path}").code == NOT_PERSISTED:
-            self._failed, self._retry_at = stamp, time.time() + STORE_RETRY  # tried again later
+            self._failed, self._retry_at = (
+                stamp,
+                time.monotonic() + STORE_RETRY,
+            )  # tried again later
         else:
             self._seen, self._failed, self._retry_at = stamp, None, None
 
@@ -80,10 +87,10 @@ class Agent:
         settings: Settings,
         target_file: Path | None = None,
         publishers: list[Publisher] | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
-        self.clock = clock
+        self.clock = clock or SystemClock()
         state_dir = Path(settings.state_dir)
         self.store = TargetStore(state_dir)
         self.publishers = [FilePublisher(state_dir), *(publishers or [])]
@@ -101,11 +108,11 @@ class Agent:
             self.link = MqttLink(settings, on_target, self.command)
             self.publishers.append(self.link)
         self.reconciler = Reconciler(
-            settings, self.engine, self.store.current, self.publishers, self.kick, clock
+            settings, self.engine, self.store.current, self.publishers, self.kick, self.clock
         )
-        self.scheduler = BackgroundScheduler(timezone=dt.UTC)
+        self.scheduler = BackgroundScheduler(timezone=dt.UTC)  # the target file watcher
         self.wakeups = Wakeups(
-            self.scheduler, self.reconciler.run_pass, settings.reconcile_interval, clock
+            self.reconciler.run_pass, settings.reconcile_interval, self.clock.monotonic
         )
         self._stopping = threading.Event()
         self._events = threading.Thread(target=self._follow_events, name="events", daemon=True)
@@ -119,7 +126,7 @@ class Agent:
             state_dir=self.settings.state_dir,
         )
         self.wakeups.start()
-        self.scheduler.start()  # before anything can kick: a kick books a scheduler job
+        self.scheduler.start()
         if self.link is not None:
             self.link.start()
         if self.watcher is not None:
@@ -138,11 +145,9 @@ class Agent:
         if self.link is not None:  # `offline` first: whatever follows may take a while
             self.link.stop()
         self.engine.close_events()
+        self.reconciler.close()  # cancels pulls first: a pass may be waiting on none of them
         self.wakeups.stop()  # returns once a running pass has ended
-        # Not wait=True: APScheduler would wait for jobs while holding its job store lock,
-        # which a waiting wake-up needs; none of them starts a pass any more.
         self.scheduler.shutdown(wait=False)
-        self.reconciler.close()
         log.info("agent stopped", device_id=self.settings.device_id)
 
     def kick(self) -> None:
@@ -151,9 +156,9 @@ class Agent:
 
     def offer(self, payload: bytes, source: str) -> Ack:
         try:
-            decision = self.store.offer(payload, self.clock(), self.settings.max_target_bytes)
+            decision = self.store.offer(payload, self.clock.wall(), self.settings.max_target_bytes)
         except OSError as exc:  # never act on a target that is not on disk
-            decision = Decision(not_persisted(payload, self.clock(), str(exc)), None)
+            decision = Decision(not_persisted(payload, self.clock.wall(), str(exc)), None)
         ack = decision.ack
         if ack.accepted:
             log.info(
@@ -202,6 +207,8 @@ class Agent:
             except Exception:
                 log.exception("following engine events failed")
             if connected and not self._stopping.is_set():
-                self.reconciler.engine_lost(self.clock())  # even a restart of a few seconds
+                self.reconciler.engine_lost(
+                    self.clock.monotonic()
+                )  # even a restart of a few seconds
                 self.kick()  # say so now; while it is down, passes look every few seconds
             self._stopping.wait(EVENTS_RETRY + random.uniform(0, EVENTS_RETRY))

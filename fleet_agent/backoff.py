@@ -24,12 +24,17 @@ class BackoffPolicy(msgspec.Struct, frozen=True):
 
 
 class Failure(msgspec.Struct, frozen=True):
-    """One failed attempt, already in our own words (the adapter translated the engine's)."""
+    """One failed attempt, already in our own words (the adapter translated the engine's).
+
+    `at` is monotonic (every deadline is computed from it); `wall` is the wall time it
+    happened, only for the timestamps people read (None: `at` is wall time too, as in tests).
+    """
 
     type: ErrorType
     message: str
     at: float
     retryable: bool = True
+    wall: float | None = None
 
 
 class Backoff(msgspec.Struct, frozen=True):
@@ -37,8 +42,9 @@ class Backoff(msgspec.Struct, frozen=True):
 
     failures: int = 0
     last: Failure | None = None
-    next_retry: float | None = None
+    next_retry: float | None = None  # monotonic
     exhausted: bool = False
+    times: tuple[float, ...] = ()  # when each counted failure happened (monotonic), bounded
 
     def due(self, now: float) -> bool:
         if self.last is None:
@@ -48,8 +54,36 @@ class Backoff(msgspec.Struct, frozen=True):
 
 def record_failure(state: Backoff, policy: BackoffPolicy, failure: Failure) -> Backoff:
     failures = state.failures + 1
+    times = (*state.times, failure.at)[-policy.max_retries :]
     if not failure.retryable:
-        return Backoff(failures, failure, None, exhausted=False)
+        return Backoff(failures, failure, None, False, times)
     if failures >= policy.max_retries:
-        return Backoff(failures, failure, None, exhausted=True)
-    return Backoff(failures, failure, failure.at + policy.delay(failures), exhausted=False)
+        return Backoff(failures, failure, None, True, times)
+    return Backoff(failures, failure, failure.at + policy.delay(failures), False, times)
+
+
+def forgive_since(state: Backoff, since: float, now: float) -> Backoff:
+    """Uncount the failures from `since` on (an engine outage caused them), and only those:
+    what failed before keeps its count, and the service may try again at once."""
+    excused = sum(1 for at in state.times if at >= since)
+    if excused == 0:
+        return state
+    if excused >= state.failures:
+        return Backoff()
+    kept = state.times[: len(state.times) - excused]
+    return Backoff(state.failures - excused, state.last, now, False, kept)
+
+
+CLOCK_STEP = 1.0  # a change of wall minus monotonic beyond this is a step of the wall clock
+
+
+def to_wall(at: float, last: Failure | None, now: float, wall: float) -> float:
+    """Monotonic `at` as wall time, for people. The offset the failure was stamped with is
+    kept while the clocks agree (a timestamp never flickers between passes); after a step of
+    the wall clock the current offset holds."""
+    offset = wall - now
+    if last is not None and last.wall is not None:
+        then = last.wall - last.at
+        if abs(then - offset) <= CLOCK_STEP:
+            offset = then
+    return at + offset

@@ -39,9 +39,10 @@ __all__ = ["ContainerEvent", "Engine", "EngineError", "ErrorKind"]
 
 @contextmanager
 def _translated(
-    timeout_kind: ErrorKind = "unavailable", timeout_message: str = "engine did not answer in time"
+    timeout_kind: ErrorKind = "timeout", timeout_message: str = "engine did not answer in time"
 ) -> Iterator[None]:
-    """Convert whatever the SDK or the transport raises into an EngineError."""
+    """Convert whatever the SDK or the transport raises into an EngineError. A slow answer
+    is a `timeout` of that call: only an engine that cannot be reached is `unavailable`."""
     try:
         yield
     except docker.errors.NotFound as exc:

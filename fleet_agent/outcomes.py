@@ -10,10 +10,12 @@ from __future__ import annotations
 import msgspec
 from msgspec.structs import replace
 
-from fleet_agent.backoff import Backoff, BackoffPolicy, Failure, record_failure
+from fleet_agent.backoff import Backoff, BackoffPolicy, Failure, record_failure, to_wall
 from fleet_agent.model import Event, iso
 from fleet_agent.planner import Create, Start, Step, subject
 from fleet_agent.runtime import ServiceRuntime
+
+CANCELLED = "cancelled"  # a pull the agent cancelled: no attempt of the service, not counted
 
 
 class StepResult(msgspec.Struct, frozen=True):
@@ -35,9 +37,13 @@ class PullResult(msgspec.Struct, frozen=True):
 
 
 def apply_pull(
-    runtime: ServiceRuntime, result: PullResult, policy: BackoffPolicy, now: float
+    runtime: ServiceRuntime,
+    result: PullResult,
+    policy: BackoffPolicy,
+    now: float,
+    wall: float | None = None,
 ) -> ServiceRuntime:
-    if result.config_hash != runtime.config_hash or result.error_kind == "unavailable":
+    if result.config_hash != runtime.config_hash or result.error_kind in ("unavailable", CANCELLED):
         return runtime
     if result.error_kind is None:
         return replace(runtime, image_ready=True)
@@ -47,6 +53,7 @@ def apply_pull(
         result.message,
         now,
         retryable=not invalid,
+        wall=wall,
     )
     return replace(
         runtime, deploy=record_failure(runtime.deploy, policy, failure), image_ready=False
@@ -54,8 +61,13 @@ def apply_pull(
 
 
 def apply_step(
-    runtime: ServiceRuntime, result: StepResult, policy: BackoffPolicy, now: float
+    runtime: ServiceRuntime,
+    result: StepResult,
+    policy: BackoffPolicy,
+    now: float,
+    wall: float | None = None,
 ) -> ServiceRuntime:
+    """`now` monotonic (deadlines), `wall` for the failure's published timestamp."""
     step = result.step
     if result.ok:
         if isinstance(step, Start) and step.restart:
@@ -68,9 +80,9 @@ def apply_step(
     if result.error_kind == "unavailable" or not isinstance(step, Create | Start):
         return runtime
     if isinstance(step, Start) and step.restart:
-        failure = Failure("CrashLoopBackOff", f"restart failed: {result.message}", now)
+        failure = Failure("CrashLoopBackOff", f"restart failed: {result.message}", now, wall=wall)
         return replace(runtime, crash=record_failure(runtime.crash, policy, failure))
-    failure = Failure("StartFailure", result.message, now)
+    failure = Failure("StartFailure", result.message, now, wall=wall)
     image_gone = isinstance(step, Create) and result.error_kind == "not_found"
     return replace(
         runtime,
@@ -97,14 +109,22 @@ def step_event(device_id: str, result: StepResult, now: float) -> Event:
     )
 
 
-def pull_event(device_id: str, result: PullResult, runtime: ServiceRuntime, now: float) -> Event:
+def pull_event(
+    device_id: str,
+    result: PullResult,
+    runtime: ServiceRuntime,
+    now: float,
+    wall: float | None = None,
+) -> Event:
     """Each pull attempt; a failed one is an `ErrImagePull`, as the kubelet reports it."""
     failed = result.error_kind is not None
     backoff = runtime.deploy
+    wall = now if wall is None else wall
+    retry = backoff.next_retry
     return Event(
         device_id=device_id,
         type="pull",
-        timestamp=iso(now),
+        timestamp=iso(wall),
         service=result.service,
         ok=not failed,
         message=result.message or f"pulled {result.image}",
@@ -114,5 +134,5 @@ def pull_event(device_id: str, result: PullResult, runtime: ServiceRuntime, now:
         if failed
         else None,
         retry_count=backoff.failures if failed else None,
-        next_retry=iso(backoff.next_retry) if failed and backoff.next_retry else None,
+        next_retry=iso(to_wall(retry, backoff.last, now, wall)) if failed and retry else None,
     )

@@ -10,6 +10,7 @@ adapter lists only this device's), and a container whose service left the target
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 
 import msgspec
 
@@ -82,12 +83,16 @@ def plan(
     runtimes: dict[str, ServiceRuntime],
     pulling: set[tuple[str, str]],
     now: float,
+    busy: Collection[str] = frozenset(),
 ) -> Plan:
+    """`busy`: services whose steps are still under way get nothing new (not even a pull)."""
     grouped = by_service(containers)
     pulls: list[Pull] = []
     jobs: dict[str, list[Step]] = {}
     for service in desired:
         mine = grouped.pop(service.name, [])
+        if service.name in busy:
+            continue
         pull, steps = _plan_service(
             device_id,
             service,
@@ -101,8 +106,9 @@ def plan(
         if steps:
             jobs[service.name] = steps
     for name, leftovers in grouped.items():
-        steps = [step for c in leftovers for step in _retire(name or c.name, c)]
-        jobs[name or leftovers[0].name] = steps
+        key = name or leftovers[0].name
+        if key not in busy:
+            jobs[key] = [step for c in leftovers for step in _retire(key, c)]
     return Plan(pulls, jobs)
 
 

@@ -1,15 +1,16 @@
 """One reconcile pass: read the whole target and the engine, act, report, say when to look again.
 
 Level-triggered, as controller-runtime's reconcilers: a pass never trusts what it did before, it
-lists the containers, lets the pure planner decide, runs each service's steps concurrently (one
-failure never stops another service), starts pulls in the background (a slow pull never delays
-another service), derives every status and returns the next deadline it needs a wake-up for.
+lists the containers, lets the pure planner decide, hands each service's steps and each pull to
+the background (a pass never waits for one: a slow stop or a hung call holds up only its own
+service), collects what ended since the last pass, derives every status, alert and history
+entry, and returns the next deadline it needs a wake-up for. Every deadline is monotonic; wall
+time is only for the timestamps it publishes.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -19,15 +20,19 @@ from msgspec.structs import replace
 from fleet_agent import feed, logs, planner
 from fleet_agent.backoff import Backoff
 from fleet_agent.config import Settings
+from fleet_agent.inbox import Inbox
 from fleet_agent.intake import NO_TARGET
+from fleet_agent.memory import Memory
 from fleet_agent.model import Ack, DesiredService, Event, Target, iso
 from fleet_agent.outcomes import (
+    CANCELLED,
+    StepResult,
     apply_pull,
     apply_step,
     pull_event,
     step_event,
 )
-from fleet_agent.ports import ContainerEvent, EngineAPI, EngineError
+from fleet_agent.ports import Clock, ContainerEvent, EngineAPI, EngineError, SystemClock
 from fleet_agent.publish import Publisher, Report
 from fleet_agent.pulls import Puller
 from fleet_agent.runtime import (
@@ -45,12 +50,16 @@ from fleet_agent.spec import desired_services
 from fleet_agent.status import StatusContext, build_report
 from fleet_agent.steps import StepRunner
 from fleet_agent.store import ManualStops
+from fleet_agent.workers import Pool, ThreadPerJob, Workers
 
 log = structlog.get_logger(__name__)
 ENGINE_DOWN_POLL = 5.0
-STEP_WORKERS = 4  # services whose steps run at once
 DIE_SETTLE, DIE_SETTLE_MAX = 0.05, 5.0
-SHUTDOWN_GRACE = 30.0  # stops seen this long before an outage are the engine's, not a person's
+# An engine that shuts down stops every container the way a person would; its last `stop`
+# event comes right before its event stream breaks. Stops and failures this close before an
+# outage are the engine's; a stop by hand made earlier stays one.
+SHUTDOWN_GRACE = 3.0
+CLOSE_WAIT = 3.0  # seconds a shutdown waits for steps and pulls under way
 
 
 class Reconciler:
@@ -61,33 +70,34 @@ class Reconciler:
         target: Callable[[], Target | None],
         publishers: Iterable[Publisher],
         kick: Callable[[], None],
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
+        step_workers: Workers | None = None,
+        pull_workers: Workers | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.target = target
         self.publishers = list(publishers)
         self.kick = kick
-        self.clock = clock
+        self.clock = clock or SystemClock()
         self.policy = settings.backoff
-        self.runtimes: dict[str, ServiceRuntime] = {}
+        state_dir = Path(settings.state_dir)
+        self.memory = Memory(state_dir, self.clock)
+        self.runtimes, self.feed = self.memory.load(settings.device_id)
         self.last_report: Report | None = None
-        self.puller = Puller(engine, settings.pull_concurrency, kick)
-        self.manual_stops = ManualStops(Path(settings.state_dir))
+        self.manual_stops = ManualStops(state_dir)
+        self.inbox = Inbox(self.manual_stops, self.clock.monotonic)
         self._unobserved = True  # exits seen now happened while nobody watched
-        # Written by other threads (events, commands), taken by the next pass:
-        self._inbox_lock = threading.Lock()
-        self._dying: dict[str, float] = {}  # died per the engine's events, maybe still listed
-        self._retries: set[str] = set()
-        self._engine_lost_at: float | None = None
-        self._acks: list[Ack] = []
-        self.feed = feed.FeedState(device_id=settings.device_id)  # alerts, history
-        self.steps = StepRunner(engine, STEP_WORKERS)
+        workers = step_workers or ThreadPerJob("step")
+        self.steps = StepRunner(engine, workers, kick)
+        pulls = pull_workers or Pool("pull", settings.pull_concurrency)
+        self.puller = Puller(engine, pulls, kick)
         self._lock = threading.Lock()
 
-    def close(self) -> None:
-        self.puller.close()
-        self.steps.close()
+    def close(self, timeout: float = CLOSE_WAIT) -> None:
+        """Cancel every pull, wait a moment for steps under way; never for a registry."""
+        self.puller.close(timeout)
+        self.steps.close(timeout)
 
     def request_retry(self, services: Iterable[str]) -> list[str]:
         """Reset the backoff of the named services (all in error when empty) in the next pass,
@@ -97,43 +107,45 @@ class Reconciler:
             name for name, rt in runtimes.items() if rt.deploy.last or rt.crash.last
         }
         done = sorted(name for name in wanted if name in runtimes)
-        with self._inbox_lock:
-            self._retries.update(done)
+        self.inbox.retry(set(done))
         self.kick()
         return done
 
     def note_ack(self, ack: Ack) -> None:
         """A target was answered: a rejection raises the device alert, an acceptance clears
         it, in the pass this kicks."""
-        if ack.code == NO_TARGET:
-            return
-        with self._inbox_lock:
-            self._acks.append(ack)
+        if ack.code != NO_TARGET:
+            self.inbox.ack(ack)
         self.kick()
 
     def engine_lost(self, at: float) -> None:
-        """The engine's event stream broke: it went away, maybe only for a moment."""
-        with self._inbox_lock:
-            self._engine_lost_at = at
+        """The engine's event stream broke (monotonic `at`): it went away, maybe briefly."""
+        self.inbox.engine_lost(at)
+
+    def note_event(self, event: ContainerEvent) -> None:
+        self.inbox.note_event(event)
 
     def run_pass(self) -> float:
-        """Reconcile once; return the epoch time at which the next pass is needed."""
+        """Reconcile once; return the monotonic time at which the next pass is needed."""
         with self._lock:
-            now = self.clock()
-            acked = self._take_acks()
+            now, wall = self.clock.monotonic(), self.clock.wall()
+            results = self.steps.collect()
+            events = self._apply_steps(results, now, wall)
+            acked = self._take_acks(wall)
             target = self.target()
             desired = desired_services(target)
             try:
                 containers = self.engine.list_managed()
             except EngineError as exc:
-                return self._engine_down(exc, now, acked)
+                return self._engine_down(exc, now, wall, acked)
             if target is None:  # "no target": nothing is touched, only reported
-                return self._idle(containers, now)
-            retries = self._take_inbox()
-            self._sync(desired, containers, now)
+                return self._idle(containers, now, wall)
+            retries = self._take_inbox(now)
+            self._sync(desired, containers, now, wall)
             for name in retries & self.runtimes.keys():
                 self.runtimes[name] = retry_now(self.runtimes[name])
-            events = self._collect_pulls(now)
+            self.puller.cancel_others((s.name, s.config_hash) for s in desired)
+            events += self._collect_pulls(now, wall)
             plan = planner.plan(
                 self.settings.device_id,
                 desired,
@@ -141,86 +153,77 @@ class Reconciler:
                 self.runtimes,
                 self.puller.under_way(),
                 now,
+                self.steps.busy().keys(),
             )
             for pull in plan.pulls:
                 self.puller.submit(pull, self.runtimes[pull.service].config_hash)
-            results = self.steps.run(plan.jobs)
-            planned_at, now = now, self.clock()
-            for result in results:
-                name = result.step.service
-                if name in self.runtimes:
-                    self.runtimes[name] = apply_step(self.runtimes[name], result, self.policy, now)
-                events.append(step_event(self.settings.device_id, result, now))
-            if results:
-                containers = self._relist(containers)
-            report = self._report(target, desired, containers, events, now)
-            self._publish(report)
+            self.steps.submit(plan.jobs)
+            report = self._report(target, desired, containers, events, now, wall)
+            self._publish(report, wall)
             logs.log_pass(report, results, events, plan.pulls)
             self._unobserved = False
-            return self._next_wake(planned_at, now, containers)
+            return self._next_wake(now, containers)
 
-    def _take_acks(self) -> bool:
+    def _apply_steps(self, results: list[StepResult], now: float, wall: float) -> list[Event]:
+        """Steps that ended since the last pass change their services' histories."""
+        events: list[Event] = []
+        for result in results:
+            name = result.step.service
+            if name in self.runtimes:
+                runtime = apply_step(self.runtimes[name], result, self.policy, now, wall)
+                self.runtimes[name] = runtime
+            events.append(step_event(self.settings.device_id, result, wall))
+        return events
+
+    def _take_acks(self, wall: float) -> bool:
         """Apply the acks sent since the last pass to the device alert; whether any was."""
-        with self._inbox_lock:
-            acks, self._acks = self._acks, []
+        acks = self.inbox.take_acks()
         for ack in acks:
-            self.feed = feed.with_ack(self.feed, ack, self.clock())
+            self.feed = feed.with_ack(self.feed, ack, wall)
         return bool(acks)
 
-    def _take_inbox(self) -> set[str]:
+    def _take_inbox(self, now: float) -> set[str]:
         """What other threads asked for since the last pass: retries, a lost engine."""
-        with self._inbox_lock:
-            retries, self._retries = self._retries, set()
-            lost, self._engine_lost_at = self._engine_lost_at, None
-        if lost is not None:
-            self._excuse_outage(lost)
-        return retries
+        taken = self.inbox.take()
+        if taken.engine_lost_at is not None:
+            self._excuse_outage(taken.engine_lost_at, now)
+        return taken.retries
 
-    def _excuse_outage(self, at: float) -> None:
+    def _excuse_outage(self, at: float, now: float) -> None:
         """An engine going away stops every container and refuses steps the way crashes and
-        people do: what was counted or marked just before it is forgiven."""
+        people do: what was counted or marked just before it is forgiven, and only that."""
         self._unobserved = True
         self.manual_stops.forget_since(at - SHUTDOWN_GRACE)
-        self.runtimes = {n: forgive(rt, at - SHUTDOWN_GRACE) for n, rt in self.runtimes.items()}
+        since = at - SHUTDOWN_GRACE
+        self.runtimes = {n: forgive(rt, since, now) for n, rt in self.runtimes.items()}
 
-    def _idle(self, containers: list[Container], now: float) -> float:
+    def _idle(self, containers: list[Container], now: float, wall: float) -> float:
         """No target: report, and keep what happened for the first pass that has one."""
-        self._take_inbox()  # an outage is excused now; retries have nothing to retry
-        report = self._report(None, [], containers, [], now)
-        self._publish(replace(report, state=replace(report.state, converged=False)))
+        self._take_inbox(now)  # an outage is excused now; retries have nothing to retry
+        report = self._report(None, [], containers, [], now, wall)
+        self._publish(replace(report, state=replace(report.state, converged=False)), wall)
         return now + self.settings.reconcile_interval
 
-    def note_event(self, event: ContainerEvent) -> None:
-        """An engine event: remember a stop by hand (the pass it kicks does the rest)."""
-        if event.manual_stop:
-            log.info("container stopped by hand", container=event.container[:12])
-            self.manual_stops.add(event.container, self.clock())
-        if event.action == "start":  # started again, by hand or by the agent under `always`
-            self.manual_stops.discard(event.container)
-        if event.action == "die":
-            with self._inbox_lock:
-                self._dying[event.container] = self.clock()
-
-    def _engine_down(self, exc: EngineError, now: float, acked: bool) -> float:
-        """No service pays for an engine outage: nothing is planned, no retry is counted."""
-        log.warning("docker engine unavailable", error=exc.message)
-        self._excuse_outage(now)
+    def _engine_down(self, exc: EngineError, now: float, wall: float, acked: bool) -> float:
+        """An outage costs no service anything: nothing is planned, no retry is counted. A
+        list call that only failed or was slow is that call's failure: nothing is forgiven."""
+        outage = exc.kind == "unavailable"
+        log.warning("docker engine unavailable" if outage else "listing failed", error=exc.message)
+        if outage:
+            self._excuse_outage(now, now)
         report = self.last_report
         if report is None:
             target = self.target()
-            report = self._report(target, desired_services(target), [], [], now)
-        if report.engine_error != exc.message or acked:
-            state = replace(report.state, converged=False, updated_at=iso(now))
-            self._publish(replace(report, state=state, events=[], engine_error=exc.message))
+            report = self._report(target, desired_services(target), [], [], now, wall)
+        error = exc.message if outage else report.engine_error
+        if report.engine_error != error or acked or self.last_report is None:
+            state = replace(report.state, converged=False, updated_at=iso(wall))
+            self._publish(replace(report, state=state, events=[], engine_error=error), wall)
         return now + min(ENGINE_DOWN_POLL, self.settings.reconcile_interval)
 
-    def _relist(self, before: list[Container]) -> list[Container]:
-        try:
-            return self.engine.list_managed()
-        except EngineError:
-            return before
-
-    def _sync(self, desired: list[DesiredService], containers: list[Container], now: float) -> None:
+    def _sync(
+        self, desired: list[DesiredService], containers: list[Container], now: float, wall: float
+    ) -> None:
         grouped = planner.by_service(containers)
         runtimes: dict[str, ServiceRuntime] = {}
         # Forget marks of containers that are gone. A mark on a running container may be a
@@ -233,11 +236,16 @@ class Reconciler:
             keep = planner.current_container(service, grouped.get(service.name, []))
             if keep is not None:
                 runtime = replace(runtime, stopped_by_user=keep.id in self.manual_stops)
-            runtimes[service.name] = self._observe(service, keep, runtime, now)
+            runtimes[service.name] = self._observe(service, keep, runtime, now, wall)
         self.runtimes = runtimes
 
     def _observe(
-        self, service: DesiredService, keep: Container | None, runtime: ServiceRuntime, now: float
+        self,
+        service: DesiredService,
+        keep: Container | None,
+        runtime: ServiceRuntime,
+        now: float,
+        wall: float,
     ) -> ServiceRuntime:
         if keep is None:
             return runtime
@@ -256,16 +264,17 @@ class Reconciler:
         restart = service.service.config.restart
         counts = not (self._unobserved or runtime.stopped_by_user)
         runtime = settle_crash(runtime, now, self.settings.crash_reset_after)
-        return record_exit(runtime, keep, details, restart, self.policy, now, counts)
+        return record_exit(runtime, keep, details, restart, self.policy, now, counts, wall)
 
-    def _collect_pulls(self, now: float) -> list[Event]:
+    def _collect_pulls(self, now: float, wall: float) -> list[Event]:
         events: list[Event] = []
         for result in self.puller.collect():
             runtime = self.runtimes.get(result.service)
-            if runtime is not None:
-                runtime = apply_pull(runtime, result, self.policy, now)
+            if runtime is not None and result.error_kind != CANCELLED:
+                runtime = apply_pull(runtime, result, self.policy, now, wall)
                 self.runtimes[result.service] = runtime
-                events.append(pull_event(self.settings.device_id, result, runtime, now))
+                device = self.settings.device_id
+                events.append(pull_event(device, result, runtime, now, wall))
         return events
 
     def _report(
@@ -275,34 +284,33 @@ class Reconciler:
         containers: list[Container],
         events: list[Event],
         now: float,
+        wall: float,
     ) -> Report:
-        ctx = StatusContext(
-            self.settings.device_id, target.version if target else None, self.policy, now
-        )
+        version = target.version if target else None
+        ctx = StatusContext(self.settings.device_id, version, self.policy, wall, now)
         runtimes = {s.name: runtime_for(s, self.runtimes.get(s.name)) for s in desired}
-        return build_report(ctx, desired, containers, runtimes, self.puller.under_way(), events)
+        pulling, busy = self.puller.under_way(), self.steps.busy()
+        return build_report(ctx, desired, containers, runtimes, pulling, events, busy)
 
-    def _publish(self, report: Report) -> None:
-        """Complete the report in the core (alerts, their changes, history, state events) and
-        hand the same one to every publisher."""
-        self.feed, report = feed.conclude(self.feed, report, self.clock())
+    def _publish(self, report: Report, wall: float) -> None:
+        """Complete the report in the core (alerts, their changes, history, state events),
+        remember what must survive a restart, and hand the same report to every publisher."""
+        self.feed, report = feed.conclude(self.feed, report, wall)
         self.last_report = report
+        self.memory.save(self.runtimes, self.feed)
         for publisher in self.publishers:
             try:
                 publisher.publish(report)
             except Exception:  # one broken transport must not stop reconciling
                 log.exception("publisher failed", publisher=type(publisher).__name__)
 
-    def _next_wake(self, planned_at: float, now: float, containers: list[Container]) -> float:
+    def _next_wake(self, now: float, containers: list[Container]) -> float:
         deadlines = [now + self.settings.reconcile_interval]
         # The engine sends `die` a moment before its list says `exited`: look again shortly.
         running = {c.id for c in containers if c.running}
-        with self._inbox_lock:
-            self._dying = {
-                c: at for c, at in self._dying.items() if c in running and now - at < DIE_SETTLE_MAX
-            }
-            if self._dying:
-                deadlines.append(now + DIE_SETTLE)
-        # a deadline the planner already saw as due was acted on by this very pass
-        retry = next_retry_after(self.runtimes.values(), planned_at)
+        if self.inbox.still_dying(running, now, DIE_SETTLE_MAX):
+            deadlines.append(now + DIE_SETTLE)
+        # a deadline that is due now was acted on by this pass (or waits for a busy service,
+        # whose end kicks a pass)
+        retry = next_retry_after(self.runtimes.values(), now)
         return min([*deadlines, retry] if retry is not None else deadlines)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import msgspec
 from msgspec.structs import replace
 
-from fleet_agent.backoff import Backoff, BackoffPolicy, Failure, record_failure
+from fleet_agent.backoff import Backoff, BackoffPolicy, Failure, forgive_since, record_failure
 from fleet_agent.model import DesiredService, RestartPolicy
 
 
@@ -62,8 +62,8 @@ def should_restart(policy: RestartPolicy, exit_code: int | None, stopped_by_user
         return True
     if policy == "unless-stopped":
         return not stopped_by_user
-    if policy == "on-failure":
-        return exit_code not in (0, None)
+    if policy == "on-failure":  # a stop by hand is no failure (as Docker's own policy)
+        return exit_code not in (0, None) and not stopped_by_user
     return False
 
 
@@ -81,6 +81,7 @@ def record_exit(
     policy: BackoffPolicy,
     now: float,
     counts: bool = True,
+    wall: float | None = None,
 ) -> ServiceRuntime:
     """Note a newly seen exit. It feeds the crash backoff only when a restart will follow and
     the exit is the container's own doing (`counts`): an exit the agent did not witness (the
@@ -88,7 +89,7 @@ def record_exit(
     runtime = replace(runtime, exit_seen=container.id, started_at=None)
     if not counts or not should_restart(restart, details.exit_code, runtime.stopped_by_user):
         return runtime
-    failure = Failure("CrashLoopBackOff", exit_message(details), now)
+    failure = Failure("CrashLoopBackOff", exit_message(details), now, wall=wall)
     return replace(runtime, crash=record_failure(runtime.crash, policy, failure))
 
 
@@ -105,13 +106,14 @@ def retry_now(runtime: ServiceRuntime) -> ServiceRuntime:
     return replace(runtime, deploy=Backoff(), crash=Backoff(), image_ready=False)
 
 
-def forgive(runtime: ServiceRuntime, since: float) -> ServiceRuntime:
-    """Failures from `since` on were an engine going away, not the service: not counted."""
-
-    def excused(backoff: Backoff) -> Backoff:
-        return Backoff() if backoff.last is not None and backoff.last.at >= since else backoff
-
-    return replace(runtime, deploy=excused(runtime.deploy), crash=excused(runtime.crash))
+def forgive(runtime: ServiceRuntime, since: float, now: float) -> ServiceRuntime:
+    """Failures from `since` on were an engine going away, not the service: not counted.
+    Failures before it stay counted (a crash loop keeps heading for its limit)."""
+    return replace(
+        runtime,
+        deploy=forgive_since(runtime.deploy, since, now),
+        crash=forgive_since(runtime.crash, since, now),
+    )
 
 
 def next_retry_after(runtimes: Iterable[ServiceRuntime], after: float) -> float | None:

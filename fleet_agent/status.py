@@ -11,7 +11,7 @@ from collections import Counter
 import msgspec
 
 from fleet_agent import __version__
-from fleet_agent.backoff import Backoff, BackoffPolicy
+from fleet_agent.backoff import Backoff, BackoffPolicy, Failure, to_wall
 from fleet_agent.model import (
     DesiredService,
     DeviceState,
@@ -33,10 +33,16 @@ class StatusContext(msgspec.Struct, frozen=True):
     device_id: str
     target_version: int | None
     policy: BackoffPolicy
-    now: float
+    now: float  # wall time: the published stamps
+    mono: float | None = None  # the same moment on the monotonic clock (None: same as `now`)
+
+    def wall_of(self, at: float, last: Failure | None) -> str:
+        """A monotonic deadline or failure time as the contract's timestamp."""
+        mono = self.now if self.mono is None else self.mono
+        return iso(to_wall(at, last, mono, self.now))
 
 
-def _error(backoff: Backoff, policy: BackoffPolicy) -> ServiceError | None:
+def _error(backoff: Backoff, ctx: StatusContext) -> ServiceError | None:
     last = backoff.last
     if last is None:
         return None
@@ -46,10 +52,10 @@ def _error(backoff: Backoff, policy: BackoffPolicy) -> ServiceError | None:
     return ServiceError(
         type=kind,
         message=last.message,
-        timestamp=iso(last.at),
+        timestamp=ctx.wall_of(last.at, last),
         retry_count=backoff.failures,
-        max_retries=policy.max_retries,
-        next_retry=None if backoff.next_retry is None else iso(backoff.next_retry),
+        max_retries=ctx.policy.max_retries,
+        next_retry=None if backoff.next_retry is None else ctx.wall_of(backoff.next_retry, last),
         exhausted=backoff.exhausted,
     )
 
@@ -78,13 +84,17 @@ def service_status(
     mine: list[Container],
     runtime: ServiceRuntime,
     pulling: bool,
+    doing: ServiceState | None = None,
 ) -> ServiceStatus:
+    """`doing`: what the service's steps under way do (`stopping`, `starting`), if any."""
     keep = current_container(desired, mine)
     shown = keep or next((c for c in mine if c.running), None)
     state, crash = _state(desired, keep, runtime, pulling)
+    if doing is not None and not pulling:
+        state = doing
     # the contract: `error` is null whenever the service is healthy at its target
     healthy = keep is not None and keep.running
-    error = None if healthy else _error(runtime.crash if crash else runtime.deploy, ctx.policy)
+    error = None if healthy else _error(runtime.crash if crash else runtime.deploy, ctx)
     service = desired.service
     return ServiceStatus(
         device_id=ctx.device_id,
@@ -126,8 +136,11 @@ def build_report(
     runtimes: dict[str, ServiceRuntime],
     pulling: set[tuple[str, str]],
     events: list[Event],
+    busy: dict[str, ServiceState] | None = None,
 ) -> Report:
-    """Every service's status and the device summary for one pass."""
+    """Every service's status and the device summary for one pass; `busy`: the services
+    whose steps are under way, and what they do."""
+    doing = busy or {}
     grouped = by_service(containers)
     statuses = [
         service_status(
@@ -136,6 +149,7 @@ def build_report(
             grouped.get(s.name, []),
             runtimes[s.name],
             (s.name, s.config_hash) in pulling,
+            doing.get(s.name),
         )
         for s in desired
     ]

@@ -1,33 +1,66 @@
-"""Running the planned steps: each service's steps in order, services side by side.
+"""Running the planned steps in the background: each service's steps in order, on their own.
 
-The first failure ends that service's steps only; every other service goes on. Whatever a step
-raises comes back as a `StepResult`, so a pass always learns what happened.
+A pass hands each service's steps here and moves on; it never waits for them. A service has
+at most one job under way: a slow stop (a container that ignores SIGTERM takes its whole stop
+grace) or a hung engine call holds up only that service, never another service's steps or the
+status of all. When a job ends, its results wait here and the pass it kicks collects them. The
+first failure ends that service's steps only; whatever a step raises comes back as a
+`StepResult`, so a pass always learns what happened.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable
 
 import structlog
 
 from fleet_agent import planner
+from fleet_agent.model import ServiceState
 from fleet_agent.outcomes import StepResult
 from fleet_agent.ports import EngineAPI, EngineError
+from fleet_agent.workers import Workers
 
 log = structlog.get_logger(__name__)
 
 
 class StepRunner:
-    def __init__(self, engine: EngineAPI, workers: int) -> None:
+    def __init__(self, engine: EngineAPI, workers: Workers, on_done: Callable[[], None]) -> None:
         self.engine = engine
-        self._pool = ThreadPoolExecutor(workers, "step")
+        self.workers = workers
+        self.on_done = on_done
+        self._lock = threading.Lock()
+        self._busy: dict[str, ServiceState] = {}  # service -> what its job under way does
+        self._done: list[StepResult] = []
 
-    def run(self, jobs: dict[str, list[planner.Step]]) -> list[StepResult]:
-        futures = [self._pool.submit(self._run_job, steps) for steps in jobs.values()]
-        return [result for future in futures for result in future.result()]
+    def busy(self) -> dict[str, ServiceState]:
+        """Services with a job under way or not yet collected, and the state it stands for."""
+        with self._lock:
+            return dict(self._busy)
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
+    def submit(self, jobs: dict[str, list[planner.Step]]) -> None:
+        for service, steps in jobs.items():
+            with self._lock:
+                if service in self._busy:
+                    continue  # the planner skips busy services; never two jobs for one
+                self._busy[service] = _doing(steps)
+            self.workers.submit(lambda s=steps: self._finish(self._run_job(s)))  # type: ignore[misc]
+
+    def collect(self) -> list[StepResult]:
+        """The results of the jobs that ended since the last call."""
+        with self._lock:
+            done, self._done = self._done, []
+            for result in done:
+                self._busy.pop(result.step.service, None)
+        return done
+
+    def close(self, timeout: float) -> None:
+        self.workers.close(timeout)
+
+    def _finish(self, results: list[StepResult]) -> None:
+        with self._lock:
+            self._done.extend(results)
+        self.on_done()
 
     def _run_job(self, steps: list[planner.Step]) -> list[StepResult]:
         results: list[StepResult] = []
@@ -53,3 +86,10 @@ class StepRunner:
             self.engine.stop(step.container)
         else:
             self.engine.remove(step.container)
+
+
+def _doing(steps: list[planner.Step]) -> ServiceState:
+    """What a job is seen doing: stopping while it has stops or only removals, else starting."""
+    stops = any(isinstance(step, planner.Stop) for step in steps)
+    starts = any(isinstance(step, planner.Create | planner.Start) for step in steps)
+    return "starting" if starts and not stops else "stopping"

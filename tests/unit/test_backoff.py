@@ -70,7 +70,7 @@ def test_a_non_retryable_failure_schedules_no_retry_and_is_not_exhausted() -> No
 
     state = record_failure(Backoff(), BackoffPolicy(), invalid)
 
-    assert state == Backoff(failures=1, last=invalid, next_retry=None, exhausted=False)
+    assert state == Backoff(failures=1, last=invalid, next_retry=None, exhausted=False, times=(T0,))
     assert state.due(T0 + 10**9) is False
 
 

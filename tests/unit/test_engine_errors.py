@@ -33,6 +33,12 @@ def test_a_broken_stream_is_an_unreachable_engine() -> None:
     assert "Connection broken" in error.message
 
 
+def test_an_engine_answering_too_slowly_is_a_timeout_of_that_call_not_an_outage() -> None:
+    error = _raised(requests.exceptions.ReadTimeout("read timed out"))
+
+    assert (error.kind, error.message) == ("timeout", "engine did not answer in time")
+
+
 def test_a_refused_socket_is_an_unreachable_engine() -> None:
     assert _raised(requests.exceptions.ConnectionError("refused")).kind == "unavailable"
 

@@ -86,6 +86,7 @@ def test_a_counted_exit_under_always_records_a_crash_loop_failure_retried_after_
             last=Failure("CrashLoopBackOff", "Error: container exited with code 1", NOW),
             next_retry=NOW + 7.0,
             exhausted=False,
+            times=(NOW,),
         ),
     )
 

@@ -49,6 +49,7 @@ def test_a_failed_pull_records_an_image_pull_backoff_with_its_next_retry() -> No
         last=Failure("ImagePullBackOff", "manifest unknown", T0),
         next_retry=T0 + 10,
         exhausted=False,
+        times=(T0,),
     )
     assert after.image_ready is False
 
@@ -89,6 +90,7 @@ def test_an_invalid_reference_pull_records_invalid_image_name_and_is_never_retri
         last=Failure("InvalidImageName", message, T0, retryable=False),
         next_retry=None,
         exhausted=False,
+        times=(T0,),
     )
     assert after.deploy.due(T0 + 10**6) is False
 
@@ -152,7 +154,8 @@ def test_a_failed_create_records_a_start_failure_and_keeps_the_image_ready() -> 
 
     after = apply_step(before, result, POLICY, T0)
 
-    assert after.deploy == Backoff(1, Failure("StartFailure", "name in use", T0), T0 + 10, False)
+    failure = Failure("StartFailure", "name in use", T0)
+    assert after.deploy == Backoff(1, failure, T0 + 10, False, (T0,))
     assert after.image_ready is True
 
 
@@ -182,7 +185,7 @@ def test_a_failed_restart_feeds_the_crash_backoff_not_the_deploy_backoff() -> No
     after = apply_step(runtime(SVC), result, POLICY, T0)
 
     assert after.crash == Backoff(
-        1, Failure("CrashLoopBackOff", "restart failed: boom", T0), T0 + 10, False
+        1, Failure("CrashLoopBackOff", "restart failed: boom", T0), T0 + 10, False, (T0,)
     )
     assert after.deploy == Backoff()
 

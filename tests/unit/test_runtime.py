@@ -113,6 +113,7 @@ def test_an_exit_that_will_be_restarted_feeds_the_crash_backoff() -> None:
         ),
         next_retry=T0 + 10,
         exhausted=False,
+        times=(T0,),
     )
 
 

@@ -1,14 +1,12 @@
-"""When passes run, with a real APScheduler and a recording pass (no engine, no broker)."""
+"""When passes run: a recording pass on the wake-up thread (no engine, no broker)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-from apscheduler.schedulers.background import BackgroundScheduler
 
 from fleet_agent.wakeups import Wakeups
 
@@ -16,16 +14,16 @@ LONG = 300.0  # the periodic pass never fires during a test
 
 
 class Passes:
-    """Records each pass; the first one can be held open to kick during it."""
+    """Records each pass (monotonic time); the first one can be held open to kick during it."""
 
     def __init__(self) -> None:
         self.started: list[float] = []
         self.hold = threading.Event()
         self.hold.set()
-        self.next_wake = time.time() + LONG
+        self.next_wake = time.monotonic() + LONG
 
     def __call__(self) -> float:
-        self.started.append(time.time())
+        self.started.append(time.monotonic())
         self.hold.wait(10)
         return self.next_wake
 
@@ -38,15 +36,12 @@ class Passes:
 
 @pytest.fixture
 def wiring() -> Iterator[tuple[Wakeups, Passes]]:
-    scheduler = BackgroundScheduler(timezone=dt.UTC)
     passes = Passes()
-    wakeups = Wakeups(scheduler, passes, LONG, time.time)
+    wakeups = Wakeups(passes, LONG, time.monotonic)
     wakeups.start()
-    scheduler.start()
-    passes.wait_for(1)  # the periodic job's first pass
+    passes.wait_for(1)  # the first pass runs at once
     yield wakeups, passes
     wakeups.stop()
-    scheduler.shutdown(wait=False)
 
 
 def test_a_burst_of_kicks_during_a_pass_runs_exactly_one_more_pass(
@@ -79,7 +74,7 @@ def test_a_kick_right_after_a_wake_up_fired_is_never_lost(
 
 def test_a_retry_deadline_wakes_a_pass_at_its_time(wiring: tuple[Wakeups, Passes]) -> None:
     wakeups, passes = wiring
-    due = time.time() + 0.3
+    due = time.monotonic() + 0.3
 
     wakeups.wake_at(due)
 
@@ -91,10 +86,28 @@ def test_an_earlier_wake_up_replaces_a_later_one_and_the_later_still_comes(
     wiring: tuple[Wakeups, Passes],
 ) -> None:
     wakeups, passes = wiring
-    later = time.time() + 0.6
+    later = time.monotonic() + 0.6
     passes.next_wake = later  # each pass asks again for the later deadline
     wakeups.wake_at(later)
-    wakeups.wake_at(time.time() + 0.1)
+    wakeups.wake_at(time.monotonic() + 0.1)
 
     passes.wait_for(3)
     assert passes.started[1] < later <= passes.started[2]
+
+
+def test_passes_never_overlap_and_a_stop_waits_for_the_running_one() -> None:
+    passes = Passes()
+    passes.hold.clear()
+    wakeups = Wakeups(passes, LONG, time.monotonic)
+    wakeups.start()
+    passes.wait_for(1)
+    wakeups.kick()
+    stopper = threading.Thread(target=wakeups.stop)
+    stopper.start()
+    time.sleep(0.2)
+    alive_while_held = stopper.is_alive()
+    passes.hold.set()
+    stopper.join(5)
+
+    assert alive_while_held
+    assert len(passes.started) == 1  # the kick during the pass never ran: stopping

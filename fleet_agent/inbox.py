@@ -1,0 +1,79 @@
+"""What other threads tell the reconciler between passes: engine events, retries, acks, outages.
+
+The engine's event follower, MQTT and the command handler never wait for a pass: they leave
+what they saw here and kick, and the next pass takes it all at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import msgspec
+import structlog
+
+from fleet_agent.model import Ack
+from fleet_agent.ports import ContainerEvent
+from fleet_agent.store import ManualStops
+
+log = structlog.get_logger(__name__)
+
+
+class Taken(msgspec.Struct, frozen=True):
+    retries: set[str]
+    engine_lost_at: float | None
+
+
+class Inbox:
+    def __init__(self, manual_stops: ManualStops, monotonic: Callable[[], float]) -> None:
+        self.manual_stops = manual_stops
+        self.monotonic = monotonic
+        self._lock = threading.Lock()
+        self._retries: set[str] = set()
+        self._acks: list[Ack] = []
+        self._engine_lost_at: float | None = None
+        self._dying: dict[str, float] = {}  # died per the engine's events, maybe still listed
+
+    def retry(self, services: set[str]) -> None:
+        with self._lock:
+            self._retries.update(services)
+
+    def ack(self, ack: Ack) -> None:
+        with self._lock:
+            self._acks.append(ack)
+
+    def engine_lost(self, at: float) -> None:
+        with self._lock:
+            self._engine_lost_at = at
+
+    def note_event(self, event: ContainerEvent) -> None:
+        """Remember a stop by hand (its time is that of its last event: `stop` comes after
+        the stop grace, right before an engine that shuts down closes its stream)."""
+        now = self.monotonic()
+        if event.manual_stop:
+            log.info("container stopped by hand", container=event.container[:12])
+            self.manual_stops.add(event.container, now)
+        if event.action == "start":  # started again, by hand or by the agent under `always`
+            self.manual_stops.discard(event.container)
+        if event.action == "die":
+            with self._lock:
+                self._dying[event.container] = now
+
+    def take(self) -> Taken:
+        with self._lock:
+            taken = Taken(self._retries, self._engine_lost_at)
+            self._retries, self._engine_lost_at = set(), None
+        return taken
+
+    def take_acks(self) -> list[Ack]:
+        with self._lock:
+            acks, self._acks = self._acks, []
+        return acks
+
+    def still_dying(self, running: set[str], now: float, settle_max: float) -> bool:
+        """Whether a container the engine said died is still listed running (look again)."""
+        with self._lock:
+            self._dying = {
+                c: at for c, at in self._dying.items() if c in running and now - at < settle_max
+            }
+            return bool(self._dying)
