@@ -24,7 +24,7 @@ from fleet_agent.model import (
     ServiceStatus,
     iso,
 )
-from fleet_agent.publish import Report
+from fleet_agent.report import Report
 
 AGENT = "_agent"
 HISTORY_LENGTH = 20

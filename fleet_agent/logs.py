@@ -16,7 +16,7 @@ import structlog
 from fleet_agent.model import Event, ServiceStatus
 from fleet_agent.outcomes import StepResult, step_action
 from fleet_agent.planner import Pull, subject
-from fleet_agent.publish import Report
+from fleet_agent.report import Report
 
 log = structlog.get_logger("fleet_agent.pass")
 _console = {"on": False}

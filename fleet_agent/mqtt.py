@@ -26,7 +26,7 @@ from fleet_agent import feed
 from fleet_agent.commands import COMMANDS, CommandResult
 from fleet_agent.config import Settings
 from fleet_agent.model import Ack
-from fleet_agent.publish import Report
+from fleet_agent.report import Report
 
 log = structlog.get_logger(__name__)
 RECONNECT_CAP = 60.0

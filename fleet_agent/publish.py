@@ -11,43 +11,15 @@ from pathlib import Path
 from typing import Protocol
 
 import msgspec
-from msgspec.structs import replace
 
-from fleet_agent.model import (
-    Ack,
-    Alert,
-    AlertChange,
-    DeviceState,
-    Event,
-    HistoryEntry,
-    ServiceStatus,
-)
+from fleet_agent.model import Ack, DeviceState, ServiceStatus
+from fleet_agent.report import Report, content_key
 from fleet_agent.store import write_atomic
 
+__all__ = ["FilePublisher", "Publisher", "Report", "content_key"]
 STATUS_FILE = "status.json"
 ACK_FILE = "target-ack.json"
 ALERTS_FILE = "alerts.json"
-
-
-class Report(msgspec.Struct, frozen=True, rename="camel"):
-    state: DeviceState
-    services: list[ServiceStatus]
-    events: list[Event] = []
-    engine_error: str | None = None
-    # services whose crash backoff has not been reset by healthy running yet
-    crash_settling: list[str] = []
-    # decided by the core (feed.py) from the statuses, the same for every publisher:
-    alerts: dict[str, Alert] = {}  # the active alerts by service, `_agent` for the device
-    alert_changes: list[AlertChange] = []  # this pass's alert transitions
-    history: dict[str, list[HistoryEntry]] = {}  # each service's last transitions
-
-
-def content_key(report: Report) -> bytes:
-    """The report without its `updatedAt` stamps and events: what makes a real change."""
-    services = [replace(status, updated_at="") for status in report.services]
-    return msgspec.json.encode(
-        [replace(report.state, updated_at=""), services, report.engine_error]
-    )
 
 
 class Publisher(Protocol):

@@ -33,8 +33,9 @@ from fleet_agent.outcomes import (
     step_event,
 )
 from fleet_agent.ports import Clock, ContainerEvent, EngineAPI, EngineError, SystemClock
-from fleet_agent.publish import Publisher, Report
+from fleet_agent.publish import Publisher
 from fleet_agent.pulls import Puller
+from fleet_agent.report import Report
 from fleet_agent.runtime import (
     Container,
     ExitDetails,

@@ -23,7 +23,7 @@ from fleet_agent.model import (
     iso,
 )
 from fleet_agent.planner import by_service, current_container
-from fleet_agent.publish import Report
+from fleet_agent.report import Report
 from fleet_agent.runtime import Container, ServiceRuntime, should_restart
 
 

@@ -2,7 +2,7 @@
 # test.sh - the whole test suite, from a fresh Debian/Ubuntu machine (as root) or a warm one.
 # Installs missing system packages, creates the virtualenv, starts the real services the
 # integration tests need (Docker engine, registry, Mosquitto: see scripts/testenv.sh), checks
-# lint and types, then runs pytest. Extra arguments go to pytest (e.g. `-k backoff`).
+# lint, types and the import layering (import-linter), then runs pytest. Extra arguments go to pytest (e.g. `-k backoff`).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
@@ -12,4 +12,5 @@ eval "$(scripts/testenv.sh all)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+.venv/bin/lint-imports --no-logo --no-cache  # the layering contracts in pyproject.toml
 exec .venv/bin/pytest "$@"

@@ -24,7 +24,7 @@ from fleet_agent.model import (
     Target,
     iso,
 )
-from fleet_agent.publish import Report
+from fleet_agent.report import Report
 from fleet_agent.runtime import Container, ServiceRuntime
 from fleet_agent.spec import config_hash
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from fleet_agent.config import Settings
 from fleet_agent.model import Ack, AlertChange, ServiceStatus, Target
-from fleet_agent.publish import Report
 from fleet_agent.reconciler import Reconciler
+from fleet_agent.report import Report
 from fleet_agent.workers import Workers
 
 from .factories import DEVICE, service, target

@@ -33,7 +33,7 @@ from fleet_agent.model import (
     ServiceStatus,
     iso,
 )
-from fleet_agent.publish import Report, content_key
+from fleet_agent.report import Report, content_key
 
 from .factories import DEVICE, T0, report, state_doc, status, status_error
 
