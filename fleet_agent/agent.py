@@ -23,6 +23,7 @@ from fleet_agent.commands import CommandResult
 from fleet_agent.config import Settings
 from fleet_agent.engine import Engine
 from fleet_agent.intake import NOT_PERSISTED, Decision, not_persisted
+from fleet_agent.integrations import Integrations
 from fleet_agent.model import Ack
 from fleet_agent.mqtt import MqttLink
 from fleet_agent.ports import Clock, EngineAPI, EngineError, SystemClock
@@ -94,12 +95,13 @@ class Agent:
         state_dir = Path(settings.state_dir)
         self.store = TargetStore(state_dir)
         self.publishers = [FilePublisher(state_dir), *(publishers or [])]
-        self.engine: EngineAPI = Engine(
+        engine = Engine(
             settings.device_id,
             settings.docker_host,
             pull_timeout=settings.pull_timeout,
             stop_timeout=settings.stop_timeout,
         )
+        self.engine: EngineAPI = engine
         self.watcher = TargetFileWatcher(target_file, self.offer) if target_file else None
         self.link: MqttLink | None = None
         if settings.mqtt_enabled:
@@ -107,6 +109,8 @@ class Agent:
             on_target = None if target_file else (lambda payload: self.offer(payload, "mqtt"))
             self.link = MqttLink(settings, on_target, self.command)
             self.publishers.append(self.link)
+        self.integrations = Integrations(settings, engine.describe, self.link, self.clock.wall)
+        self.publishers += self.integrations.publishers
         self.reconciler = Reconciler(
             settings, self.engine, self.store.current, self.publishers, self.kick, self.clock
         )
@@ -127,6 +131,7 @@ class Agent:
         )
         self.wakeups.start()
         self.scheduler.start()
+        self.integrations.start(self.scheduler)  # before MQTT connects: it subscribes too
         if self.link is not None:
             self.link.start()
         if self.watcher is not None:
@@ -148,6 +153,7 @@ class Agent:
         self.reconciler.close()  # cancels pulls first: a pass may be waiting on none of them
         self.wakeups.stop()  # returns once a running pass has ended
         self.scheduler.shutdown(wait=False)
+        self.integrations.stop()  # no pass runs any more: the last counts are final
         log.info("agent stopped", device_id=self.settings.device_id)
 
     def kick(self) -> None:

@@ -7,6 +7,7 @@ merged as plain dicts and converted once, so a bad value is reported with its na
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -20,6 +21,7 @@ from fleet_agent.validate import NAME_PATTERN
 
 ENV_PREFIX = "FLEET_AGENT_"
 Positive = Annotated[float, msgspec.Meta(gt=0)]
+CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
 
 class ConfigError(Exception):
@@ -48,6 +50,18 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     stop_timeout: Annotated[int, msgspec.Meta(ge=0)] = 10
     max_target_bytes: Annotated[int, msgspec.Meta(ge=1)] = 256 * 1024
     log_format: Literal["console", "json"] | None = None
+    labels: dict[str, str] = {}
+    # integrations (docs/integrations.md)
+    webhook_url: str | None = None  # one URL or several, comma-separated
+    webhook_secret: str | None = None
+    webhook_timeout: Positive = 5.0
+    webhook_retry_initial: Positive = 1.0
+    webhook_retry_max: Positive = 60.0
+    summary_at: str = "00:00"  # HH:MM, device local time
+    summary_every: Positive | None = None  # seconds: replaces the daily schedule (tests, demos)
+    summary_window: Positive = 86400.0
+    ha_discovery: bool = False
+    ha_prefix: str = "homeassistant"
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.fullmatch(self.device_id):
@@ -57,6 +71,26 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(
                 f"mqtt_url {self.mqtt_url!r}: use mqtt://host:port, mqtts://host:port or none"
             )
+        for hook in self.webhook_urls:
+            shown, parts = shown_url(hook), urlsplit(hook)
+            if shown == "<bad url>" or parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"webhook_url {shown!r}: use http://host/path or https://")
+        if not CLOCK.fullmatch(self.summary_at):
+            raise ValueError(f"summary_at {self.summary_at!r}: use HH:MM (00:00 to 23:59)")
+        if not self.ha_prefix or any(c in self.ha_prefix for c in "+#") or "//" in self.ha_prefix:
+            raise ValueError(f"ha_prefix {self.ha_prefix!r}: a topic without + # or empty levels")
+        for key in self.labels:
+            if not key or "=" in key or "," in key:
+                raise ValueError(f"labels: bad key {key!r}")
+
+    @property
+    def webhook_urls(self) -> list[str]:
+        return [u.strip() for u in (self.webhook_url or "").split(",") if u.strip()]
+
+    @property
+    def summary_time(self) -> tuple[int, int]:
+        hour, minute = self.summary_at.split(":")
+        return int(hour), int(minute)
 
     @property
     def mqtt_enabled(self) -> bool:
@@ -69,6 +103,29 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     @property
     def resolved_log_format(self) -> str:
         return self.log_format or ("console" if sys.stderr.isatty() else "json")
+
+
+def shown_url(url: str) -> str:
+    """A URL fit for logs and errors: no credentials, no query (tokens often live there)."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<bad url>"
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """`key=value,key=value` (FLEET_AGENT_LABELS) into a dict; spaces around parts ignored."""
+    labels: dict[str, str] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"FLEET_AGENT_LABELS: {item.strip()!r} is not key=value")
+        labels[key.strip()] = value.strip()
+    return labels
 
 
 def _from_env(environ: dict[str, str]) -> dict[str, Any]:
@@ -93,6 +150,8 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Set
     values |= _from_env(dict(os.environ) if environ is None else environ)
     if isinstance(values.get("mqtt_protocol"), int):  # `mqtt_protocol = 5` in TOML
         values["mqtt_protocol"] = str(values["mqtt_protocol"])
+    if isinstance(values.get("labels"), str):
+        values["labels"] = parse_labels(values["labels"])
     if "device_id" not in values:
         raise ConfigError(f"{ENV_PREFIX}DEVICE_ID (or device_id in the config file) is required")
     try:

@@ -101,6 +101,16 @@ class Engine:
         with _translated():
             self.api.ping()
 
+    def describe(self) -> dict[str, str]:
+        """The engine's version, OS and architecture (for the device info topic)."""
+        with _translated():
+            info = self.api.info()
+        return {
+            "version": str(info.get("ServerVersion", "")),
+            "os": str(info.get("OSType", "")),
+            "arch": str(info.get("Architecture", "")),
+        }
+
     def list_managed(self) -> list[Container]:
         """This device's containers, with one call and no inspect."""
         filters = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_DEVICE}={self.device_id}"]}

@@ -90,6 +90,8 @@ class MqttLink:
         self._attempt = 0
         self._stopping = False
         self._leftovers: set[str] = set()  # retained topics of ours found on the broker
+        self._extra: dict[str, bytes] = {}  # retained topics beside the feed: info, summary, HA
+        self._listeners: dict[str, Callable[[bytes], None]] = {}
 
     def topic(self, suffix: str) -> str:
         return f"{self.base}/{suffix}"
@@ -124,6 +126,26 @@ class MqttLink:
         with self._lock:
             self._ack = msgspec.json.encode(ack)
             self._send(self.topic("target/ack"), self._ack)
+
+    # Integrations (info, summary, Home Assistant) ---------------------------------------------
+
+    def retain(self, topic: str, payload: bytes) -> None:
+        """A retained topic beside the feed (any full topic): sent now if connected and again
+        after every reconnect. An empty payload clears it on the broker and forgets it."""
+        with self._lock:
+            if payload:
+                self._extra[topic] = payload
+            else:
+                self._extra.pop(topic, None)
+            self._send(topic, payload)
+
+    def listen(self, topic: str, handler: Callable[[bytes], None]) -> None:
+        """Subscribe to a further topic (again after every reconnect). `handler` runs on the
+        network thread: it must only hand the payload over."""
+        with self._lock:
+            self._listeners[topic] = handler
+        if self.client.is_connected():
+            self.client.subscribe(topic, qos=1)
 
     # internals -----------------------------------------------------------------------------
 
@@ -160,6 +182,8 @@ class MqttLink:
                 self._send(self.topic("target/ack"), self._ack)
             for suffix, (payload, _) in self._snapshot.items():
                 self._send(self.topic(suffix), payload)
+            for topic, payload in self._extra.items():
+                self._send(topic, payload)
 
     def _guarded(self, callback: Callable[..., None]) -> Callable[..., None]:
         def run(*args: Any) -> None:
@@ -182,6 +206,8 @@ class MqttLink:
         subscriptions += [(self.topic(f"{kind}/+"), 1) for kind in RETAINED_PER_SERVICE]
         if self.on_target is not None:
             subscriptions.append((self.topic("target"), 1))
+        with self._lock:
+            subscriptions += [(topic, 1) for topic in self._listeners]
         client.subscribe(subscriptions)
         client.publish(self.topic("availability"), "online", qos=1, retain=True)
         self._republish()
@@ -202,6 +228,10 @@ class MqttLink:
         log.info("MQTT reconnecting", in_seconds=delay, attempt=self._attempt)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        listener = self._listeners.get(message.topic)
+        if listener is not None:
+            listener(bytes(message.payload))
+            return
         suffix = message.topic.removeprefix(self.base + "/")
         if suffix.split("/", 1)[0] in RETAINED_PER_SERVICE:
             if message.retain and message.payload:

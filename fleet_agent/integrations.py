@@ -1,0 +1,271 @@
+"""Publishers for the integrations: webhooks, the daily summary, device info, Home Assistant.
+
+Each is a `Publisher` handed every pass's `Report` like status.json and MQTT. None of them does
+slow work on the reconciler's thread: webhooks go to their own workers, MQTT publications are
+queued by paho, and the summary file is written only when its counts change (or once a minute).
+`Integrations` builds the ones the settings ask for and schedules the summary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import structlog
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from fleet_agent import __version__, feed, hass, summary
+from fleet_agent.alert_events import AlertChange, alert_changes, webhook_body
+from fleet_agent.config import Settings
+from fleet_agent.engine import Engine, EngineError
+from fleet_agent.model import Ack, iso
+from fleet_agent.mqtt import MqttLink
+from fleet_agent.publish import Publisher, Report
+from fleet_agent.store import write_atomic
+from fleet_agent.webhook import Webhooks
+
+log = structlog.get_logger(__name__)
+SUMMARY_FILE = "summary.json"
+SECONDS_WRITE_EVERY = 60.0  # time in error alone is written at most this often
+INFO_RETRY = 30.0
+
+
+AlertSink = Callable[[Report, dict[str, feed.Alert], list[AlertChange]], None]
+
+
+class AlertWatch:
+    """Runs the feed's alert decisions and hands each pass's transitions to the sinks."""
+
+    def __init__(
+        self,
+        device_id: str,
+        sinks: list[AlertSink],
+        clock: Callable[[], float],
+    ) -> None:
+        self._feed = feed.FeedState(device_id=device_id)
+        self._sinks = sinks
+        self._clock = clock
+        self._last: Report | None = None
+
+    def publish(self, report: Report) -> None:
+        now = self._clock()
+        before = self._feed.alerts
+        self._feed, _ = feed.advance(self._feed, report, now)
+        self._last = report
+        self._hand(report, alert_changes(before, self._feed.alerts, now))
+
+    def ack(self, ack: Ack) -> None:
+        now = self._clock()
+        before = self._feed.alerts
+        self._feed = feed.with_ack(self._feed, ack, now)
+        if self._last is not None:
+            self._hand(self._last, alert_changes(before, self._feed.alerts, now))
+
+    def _hand(self, report: Report, changes: list[AlertChange]) -> None:
+        for sink in self._sinks:
+            try:
+                sink(report, self._feed.alerts, changes)
+            except Exception:
+                log.exception("alert sink failed")
+
+
+class SummaryKeeper:
+    """The ledger of the daily summary: folded from every pass, persisted, published."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float]) -> None:
+        self.device_id = settings.device_id
+        self.window = settings.summary_window
+        self.path = Path(settings.state_dir) / SUMMARY_FILE
+        self.clock = clock
+        self.outputs: list[Callable[[summary.Summary], None]] = []
+        self._lock = threading.Lock()
+        self.ledger = self._load()
+        self._written_key = summary.counts_key(self.ledger)
+        self._written_at = clock()
+
+    def _load(self) -> summary.Ledger:
+        try:
+            ledger = msgspec.json.decode(self.path.read_bytes(), type=summary.Ledger)
+        except FileNotFoundError:
+            return summary.new_ledger(self.window)
+        except (OSError, msgspec.DecodeError) as exc:
+            log.warning("summary file unreadable, counts start over", error=str(exc))
+            return summary.new_ledger(self.window)
+        return summary.restarted(ledger, self.window)
+
+    def observe(self, report: Report, alerts: dict[str, feed.Alert], _: list[AlertChange]) -> None:
+        now = self.clock()
+        with self._lock:
+            self.ledger = summary.observe(self.ledger, report.services, alerts, now)
+            key = summary.counts_key(self.ledger)
+            if key != self._written_key or now - self._written_at >= SECONDS_WRITE_EVERY:
+                self._write(key, now)
+
+    def _write(self, key: bytes, now: float) -> None:
+        try:
+            write_atomic(self.path, msgspec.json.encode(self.ledger))
+            self._written_key, self._written_at = key, now
+        except OSError as exc:
+            log.warning("summary file not written", error=str(exc))
+
+    def run(self) -> None:
+        """The scheduled job: summarize the last window and hand it to every output."""
+        now = self.clock()
+        with self._lock:
+            doc = summary.summarize(self.ledger, self.device_id, now, self.window)
+            self._write(summary.counts_key(self.ledger), now)
+        log.info("daily summary", services=len(doc.services), to=doc.to)
+        for output in self.outputs:
+            try:
+                output(doc)
+            except Exception:
+                log.exception("summary output failed")
+
+    def close(self) -> None:
+        with self._lock:
+            self._write(summary.counts_key(self.ledger), self.clock())
+
+
+class DeviceInfo:
+    """`{p}/{d}/info`: labels, the engine's version, os and arch, and when we started."""
+
+    def __init__(self, settings: Settings, engine: Engine, link: MqttLink, started: float) -> None:
+        self.engine, self.link = engine, link
+        self.topic = link.topic("info")
+        self.doc: dict[str, Any] = {
+            "deviceId": settings.device_id, "agentVersion": __version__,
+            "labels": dict(settings.labels), "engine": None, "startedAt": iso(started),
+        }  # fmt: skip
+        self._tried_at = -INFO_RETRY
+        self._engine_down = True
+
+    def publish(self, report: Report) -> None:
+        """Learn the engine once it answers (and again after it was away: it may be new)."""
+        down = report.engine_error is not None
+        if not down and (self._engine_down or self.doc["engine"] is None):
+            now = time.monotonic()
+            if self.doc["engine"] is None and now - self._tried_at < INFO_RETRY:
+                return
+            self._tried_at = now
+            try:
+                self.doc["engine"] = self.engine.describe()
+            except EngineError as exc:
+                log.warning("engine info unavailable", error=exc.message)
+            self.link.retain(self.topic, msgspec.json.encode(self.doc))
+        self._engine_down = down
+
+    def announce(self) -> None:
+        self.link.retain(self.topic, msgspec.json.encode(self.doc))
+
+    def ack(self, ack: Ack) -> None:
+        pass
+
+
+class HomeAssistant:
+    """Announces the device to Home Assistant; again when its set of services changes and
+    whenever Home Assistant says `online` (its birth message, after a restart)."""
+
+    def __init__(self, settings: Settings, link: MqttLink) -> None:
+        self.link = link
+        self.where = hass.Discovery(settings.device_id, link.base, settings.ha_prefix)
+        self._services: list[str] | None = None
+        self._removed: list[str] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self.link.listen(self.where.status_topic, self._birth)
+
+    def publish(self, report: Report) -> None:
+        names = sorted(s.service_name for s in report.services)
+        with self._lock:
+            if names == self._services:
+                return
+            gone = set(self._services or []) - set(names)
+            # a removed service keeps its platform-only entries, bounded, for late readers
+            self._removed = [n for n in self._removed if n not in names][-50:] + sorted(gone)
+            self._services = names
+            self._announce()
+
+    def _announce(self) -> None:
+        if self._services is None:
+            return
+        payload = hass.device_config(self.where, self._services, self._removed)
+        self.link.retain(self.where.config_topic, payload)
+
+    def _birth(self, payload: bytes) -> None:
+        if payload.strip() == b"online":
+            log.info("Home Assistant online, announcing again")
+            with self._lock:
+                self._announce()
+
+    def ack(self, ack: Ack) -> None:
+        pass
+
+
+class Integrations:
+    """What the settings ask for, as publishers, plus the summary's schedule."""
+
+    def __init__(
+        self, settings: Settings, engine: Engine, link: MqttLink | None, clock: Callable[[], float]
+    ) -> None:
+        self.settings = settings
+        self.webhooks = Webhooks(settings)
+        self.summary = SummaryKeeper(settings, clock)
+        self.info = DeviceInfo(settings, engine, link, clock()) if link else None
+        self.hass = HomeAssistant(settings, link) if link and settings.ha_discovery else None
+        sinks: list[AlertSink] = [self.summary.observe]
+        if self.webhooks.deliveries:
+            sinks.append(self._post_alerts)
+            self.summary.outputs.append(self._post_summary)
+        if link is not None:
+            self.summary.outputs.append(
+                lambda doc: link.retain(link.topic("summary"), msgspec.json.encode(doc))
+            )
+        self.publishers: list[Publisher] = [AlertWatch(settings.device_id, sinks, clock)]
+        self.publishers += [p for p in (self.info, self.hass) if p is not None]
+
+    def _post_alerts(
+        self, _r: Report, _a: dict[str, feed.Alert], changes: list[AlertChange]
+    ) -> None:
+        for change in changes:
+            self.webhooks.post(f"alert/{change.alert.service}", webhook_body(change))
+
+    def _post_summary(self, doc: summary.Summary) -> None:
+        body = msgspec.json.encode({"event": "summary", **msgspec.to_builtins(doc)})
+        self.webhooks.post("summary", body)
+
+    def start(self, scheduler: Any) -> None:
+        self.webhooks.start()
+        if self.info is not None:
+            self.info.announce()
+        if self.hass is not None:
+            self.hass.start()
+        s = self.settings
+        if s.summary_every is not None:
+            trigger: Any = IntervalTrigger(seconds=s.summary_every, timezone=dt.UTC)
+        else:
+            hour, minute = s.summary_time
+            trigger = CronTrigger(hour=hour, minute=minute, timezone=_local_zone())
+        scheduler.add_job(
+            self.summary.run, trigger, id="daily-summary", max_instances=1, coalesce=True
+        )
+
+    def stop(self) -> None:
+        self.summary.close()
+        self.webhooks.stop()
+
+
+def _local_zone() -> Any:
+    """The device's own time zone, as APScheduler wants it (tzlocal comes with APScheduler)."""
+    try:
+        from tzlocal import get_localzone  # noqa: PLC0415
+
+        return get_localzone()
+    except Exception:  # no zone configured: the offset in force now
+        return dt.datetime.now().astimezone().tzinfo
