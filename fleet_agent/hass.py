@@ -31,6 +31,7 @@ NEXT_RETRY = (
     _GUARD + "{{ value_json.error.nextRetry if value_json.error and value_json.error.nextRetry"
     " else 'None' }}{% endif %}"
 )
+ATTRIBUTES = "{{ value if value else '{}' }}"  # a cleared topic: no attributes, no warning
 PLATFORMS = {"status": "sensor", "problem": "binary_sensor", "next_retry": "sensor",
              "restarts": "sensor", "retry": "button"}  # fmt: skip
 
@@ -63,13 +64,13 @@ def _service_components(where: Discovery, name: str) -> dict[str, dict[str, Any]
             "p": "sensor", "name": f"{name} status", "uniq_id": f"{uid}-status",
             "dev_cla": "enum", "ops": list(STATES), "stat_t": status_topic,
             "val_tpl": _GUARD + "{{ value_json.serviceStatus }}{% endif %}",
-            "json_attr_t": status_topic, "ic": "mdi:docker",
+            "json_attr_t": status_topic, "json_attr_tpl": ATTRIBUTES, "ic": "mdi:docker",
         },
         f"{name}_problem": {
             "p": "binary_sensor", "name": f"{name} problem", "uniq_id": f"{uid}-problem",
             "dev_cla": "problem", "stat_t": f"{where.base}/alerts/{name}",
             "val_tpl": "{{ 'ON' if value else 'OFF' }}",
-            "json_attr_t": f"{where.base}/alerts/{name}",
+            "json_attr_t": f"{where.base}/alerts/{name}", "json_attr_tpl": ATTRIBUTES,
         },
         f"{name}_next_retry": {
             "p": "sensor", "name": f"{name} next retry", "uniq_id": f"{uid}-next-retry",
@@ -93,7 +94,7 @@ def _device_components(where: Discovery) -> dict[str, dict[str, Any]]:
     return {
         "converged": {
             "p": "binary_sensor", "name": "converged", "uniq_id": f"{where.node}-converged",
-            "stat_t": state_topic, "json_attr_t": state_topic,
+            "stat_t": state_topic, "json_attr_t": state_topic, "json_attr_tpl": ATTRIBUTES,
             "val_tpl": _GUARD + "{{ 'ON' if value_json.converged else 'OFF' }}{% endif %}",
         },
         "target_version": {

@@ -12,9 +12,9 @@ set -euo pipefail
 HA_VENV=${HA_VENV:-/var/cache/fleet-test/ha-venv}
 HA_PYTHON=${HA_PYTHON:-/root/.pyenv/versions/3.13.0/bin/python}
 HA_VERSION=${HA_VERSION:-2025.4.4}
-# Requirements of the integrations the tests load (mqtt, onboarding's person/image_upload,
+# Requirements of the integrations the tests load (mqtt, the frontend every start needs,
 # the http stack), matching Home Assistant 2025.4's manifests.
-HA_EXTRA=${HA_EXTRA:-"paho-mqtt==2.1.0 PyTurboJPEG==1.7.5 Pillow==11.1.0"}
+HA_EXTRA=${HA_EXTRA:-"paho-mqtt==2.1.0 home-assistant-frontend==20250411.0 PyTurboJPEG==1.7.5 Pillow==11.1.0"}
 want="homeassistant==$HA_VERSION $HA_EXTRA"
 stamp=$HA_VENV/.fleet-installed
 die() { echo "ha-venv.sh: $*" >&2; exit 1; }

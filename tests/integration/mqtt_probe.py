@@ -27,6 +27,7 @@ class MqttProbe:
         prefix: str = "fleet",
         v5: bool = True,
         certs: dict[str, Path] | None = None,
+        also: tuple[str, ...] = (),
     ) -> None:
         self.base = f"{prefix}/{device_id}"
         self.latest: dict[str, bytes] = {}
@@ -45,7 +46,7 @@ class MqttProbe:
             )
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, *_: c.subscribe(
-            [(f"{self.base}/#", 1), ("replies/#", 1)]
+            [(f"{self.base}/#", 1), ("replies/#", 1), *((topic, 1) for topic in also)]
         )
         self.client.connect(host, port)
         self.client.loop_start()
