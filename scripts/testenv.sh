@@ -8,7 +8,8 @@
 # on failure it prints a clear message (and the tail of the service's log) to stderr.
 #
 #   deps          apt-get install what is missing (docker.io, docker-registry, busybox-static,
-#                 mosquitto, mosquitto-clients, nats-server, curl, openssl)   prints nothing
+#                 mosquitto, mosquitto-clients, nats-server, curl, openssl, chromium,
+#                 npm)                                                        prints nothing
 #   engine        reuse $DOCKER_HOST, else /var/run/docker.sock, else start a private
 #                 dockerd                                        prints the DOCKER_HOST value
 #   engine-start  always the private dockerd (start if down)     prints its DOCKER_HOST value
@@ -92,6 +93,8 @@ deps() {
   command -v nats-server >/dev/null || pkgs+=(nats-server)
   command -v curl >/dev/null || pkgs+=(curl)
   command -v openssl >/dev/null || pkgs+=(openssl)
+  command -v chromium >/dev/null || pkgs+=(chromium) # the Node-RED dashboard test's browser
+  command -v npm >/dev/null || pkgs+=(npm)           # Node-RED for the example flows' tests
   (( ${#pkgs[@]} )) || return 0
   [[ $(id -u) == 0 ]] || die "deps: must be root to install: ${pkgs[*]}"
   # Keep apt from starting system services (a system registry on :5000, mosquitto on :1883).
