@@ -20,11 +20,10 @@ import structlog
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from fleet_agent import __version__, feed, hass, summary
-from fleet_agent.alert_events import AlertChange, alert_changes, webhook_body
+from fleet_agent import __version__, hass, summary
 from fleet_agent.config import Settings
 from fleet_agent.engine import Engine, EngineError
-from fleet_agent.model import Ack, iso
+from fleet_agent.model import Ack, AlertChange, iso
 from fleet_agent.mqtt import MqttLink
 from fleet_agent.publish import Publisher, Report
 from fleet_agent.store import write_atomic
@@ -34,45 +33,6 @@ log = structlog.get_logger(__name__)
 SUMMARY_FILE = "summary.json"
 SECONDS_WRITE_EVERY = 60.0  # time in error alone is written at most this often
 INFO_RETRY = 30.0
-
-
-AlertSink = Callable[[Report, dict[str, feed.Alert], list[AlertChange]], None]
-
-
-class AlertWatch:
-    """Runs the feed's alert decisions and hands each pass's transitions to the sinks."""
-
-    def __init__(
-        self,
-        device_id: str,
-        sinks: list[AlertSink],
-        clock: Callable[[], float],
-    ) -> None:
-        self._feed = feed.FeedState(device_id=device_id)
-        self._sinks = sinks
-        self._clock = clock
-        self._last: Report | None = None
-
-    def publish(self, report: Report) -> None:
-        now = self._clock()
-        before = self._feed.alerts
-        self._feed, _ = feed.advance(self._feed, report, now)
-        self._last = report
-        self._hand(report, alert_changes(before, self._feed.alerts, now))
-
-    def ack(self, ack: Ack) -> None:
-        now = self._clock()
-        before = self._feed.alerts
-        self._feed = feed.with_ack(self._feed, ack, now)
-        if self._last is not None:
-            self._hand(self._last, alert_changes(before, self._feed.alerts, now))
-
-    def _hand(self, report: Report, changes: list[AlertChange]) -> None:
-        for sink in self._sinks:
-            try:
-                sink(report, self._feed.alerts, changes)
-            except Exception:
-                log.exception("alert sink failed")
 
 
 class SummaryKeeper:
@@ -99,10 +59,10 @@ class SummaryKeeper:
             return summary.new_ledger(self.window)
         return summary.restarted(ledger, self.window)
 
-    def observe(self, report: Report, alerts: dict[str, feed.Alert], _: list[AlertChange]) -> None:
+    def publish(self, report: Report) -> None:
         now = self.clock()
         with self._lock:
-            self.ledger = summary.observe(self.ledger, report.services, alerts, now)
+            self.ledger = summary.observe(self.ledger, report.services, report.alerts, now)
             key = summary.counts_key(self.ledger)
             if key != self._written_key or now - self._written_at >= SECONDS_WRITE_EVERY:
                 self._write(key, now)
@@ -130,6 +90,33 @@ class SummaryKeeper:
     def close(self) -> None:
         with self._lock:
             self._write(summary.counts_key(self.ledger), self.clock())
+
+    def ack(self, ack: Ack) -> None:
+        pass
+
+
+class WebhookAlerts:
+    """Each pass's alert transitions (decided by the core) to the webhooks, keyed by alert."""
+
+    def __init__(self, webhooks: Webhooks) -> None:
+        self.webhooks = webhooks
+
+    def publish(self, report: Report) -> None:
+        for change in report.alert_changes:
+            body = webhook_body(change, report.state.updated_at)
+            self.webhooks.post(f"alert/{change.service}", body)
+
+    def ack(self, ack: Ack) -> None:
+        pass
+
+
+def webhook_body(change: AlertChange, at: str) -> bytes:
+    """The alert payload plus `event` (it already holds `deviceId`); a cleared alert is
+    stamped with the moment it cleared."""
+    fields = msgspec.to_builtins(change.alert)
+    if change.event == "cleared":
+        fields["updatedAt"] = at
+    return msgspec.json.encode({"event": change.event, **fields})
 
 
 class DeviceInfo:
@@ -219,22 +206,15 @@ class Integrations:
         self.summary = SummaryKeeper(settings, clock)
         self.info = DeviceInfo(settings, engine, link, clock()) if link else None
         self.hass = HomeAssistant(settings, link) if link and settings.ha_discovery else None
-        sinks: list[AlertSink] = [self.summary.observe]
+        self.publishers: list[Publisher] = [self.summary]
         if self.webhooks.deliveries:
-            sinks.append(self._post_alerts)
+            self.publishers.append(WebhookAlerts(self.webhooks))
             self.summary.outputs.append(self._post_summary)
         if link is not None:
             self.summary.outputs.append(
                 lambda doc: link.retain(link.topic("summary"), msgspec.json.encode(doc))
             )
-        self.publishers: list[Publisher] = [AlertWatch(settings.device_id, sinks, clock)]
         self.publishers += [p for p in (self.info, self.hass) if p is not None]
-
-    def _post_alerts(
-        self, _r: Report, _a: dict[str, feed.Alert], changes: list[AlertChange]
-    ) -> None:
-        for change in changes:
-            self.webhooks.post(f"alert/{change.alert.service}", webhook_body(change))
 
     def _post_summary(self, doc: summary.Summary) -> None:
         body = msgspec.json.encode({"event": "summary", **msgspec.to_builtins(doc)})

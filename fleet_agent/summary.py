@@ -15,8 +15,7 @@ import math
 import msgspec
 from msgspec.structs import replace
 
-from fleet_agent.feed import Alert
-from fleet_agent.model import ServiceStatus, iso
+from fleet_agent.model import Alert, ServiceStatus, iso
 
 BUCKETS = 288
 RANK = {None: 0, "warning": 1, "critical": 2}
