@@ -36,6 +36,7 @@ class Track(msgspec.Struct, frozen=True, omit_defaults=True):
     status: str = "pending"
     error_type: str | None = None
     retry_count: int = 0
+    error_at: str | None = None  # the timestamp of the last failure seen
     restart_count: int = 0
     in_error: bool = False
     seen_at: float | None = None  # the last look in this run of the agent
@@ -81,11 +82,16 @@ def _grown(new: int, old: int) -> int:
 
 
 def _new_errors(track: Track, status: ServiceStatus) -> tuple[str | None, int]:
+    """Failures since the last look: the retry count's growth, or, when a failure newer than
+    the last one seen shows a count no higher (the count started over), that count."""
     error = status.error
     if error is None:
         return None, 0
     same = error.type == track.error_type or {error.type, track.error_type} <= PULL_ERRORS
-    return error.type, _grown(error.retry_count, track.retry_count if same else 0)
+    last = track.retry_count if same else 0
+    if error.retry_count > last:
+        return error.type, error.retry_count - last
+    return error.type, error.retry_count if error.timestamp != track.error_at else 0
 
 
 def _add(bucket: Bucket, kind: str | None, errors: int, restarts: int, seconds: float) -> Bucket:
@@ -110,6 +116,7 @@ def _look(track: Track, status: ServiceStatus, alert: Alert | None, slot: int, n
         status=status.service_status,
         error_type=kind or track.error_type,
         retry_count=status.error.retry_count if status.error else track.retry_count,
+        error_at=status.error.timestamp if status.error else track.error_at,
         restart_count=status.restart_count,
         in_error=status.error is not None,
         seen_at=now,
@@ -151,7 +158,7 @@ def observe(
 def counts_key(ledger: Ledger) -> bytes:
     """The ledger without seconds and look times: a change here is worth writing at once."""
     slim = {
-        name: (t.status, t.error_type, t.retry_count, t.restart_count, t.in_error,
+        name: (t.status, t.error_type, t.retry_count, t.error_at, t.restart_count, t.in_error,
                {k: (b.errors, b.restarts, b.worst) for k, b in t.buckets.items()})
         for name, t in ledger.services.items()
     }  # fmt: skip

@@ -206,3 +206,57 @@ def test_an_explicit_log_format_is_used_as_given() -> None:
     settings = load(None, {"FLEET_AGENT_DEVICE_ID": "d1", "FLEET_AGENT_LOG_FORMAT": "console"})
 
     assert settings.resolved_log_format == "console"
+
+
+def test_integration_settings_default_to_off_with_a_midnight_summary() -> None:
+    settings = load(None, {"FLEET_AGENT_DEVICE_ID": "dev-001"})
+    assert settings.webhook_urls == [] and settings.webhook_secret is None
+    assert settings.summary_time == (0, 0) and settings.summary_every is None
+    assert settings.summary_window == 86400.0
+    assert settings.ha_discovery is False and settings.ha_prefix == "homeassistant"
+    assert settings.labels == {}
+
+
+def test_labels_and_several_webhook_urls_come_from_the_environment() -> None:
+    settings = load(
+        None,
+        {
+            "FLEET_AGENT_DEVICE_ID": "dev-001",
+            "FLEET_AGENT_LABELS": "site=berlin, rack = 3,,",
+            "FLEET_AGENT_WEBHOOK_URL": "http://127.0.0.1:9000/a, https://hooks.example/b?t=x",
+            "FLEET_AGENT_SUMMARY_AT": "23:59",
+            "FLEET_AGENT_HA_DISCOVERY": "true",
+        },
+    )
+    assert settings.labels == {"site": "berlin", "rack": "3"}
+    assert settings.webhook_urls == ["http://127.0.0.1:9000/a", "https://hooks.example/b?t=x"]
+    assert settings.summary_time == (23, 59) and settings.ha_discovery is True
+
+
+def test_labels_can_be_a_toml_table(tmp_path: Path) -> None:
+    path = write(tmp_path, 'device_id = "d"\n[labels]\nsite = "berlin"\n')
+    assert load(path, {}).labels == {"site": "berlin"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("LABELS", "site", "not key=value"),
+        ("WEBHOOK_URL", "ftp://x/y", "webhook_url"),
+        ("WEBHOOK_URL", "http://a:99999/x", "webhook_url"),
+        ("SUMMARY_AT", "24:00", "summary_at"),
+        ("SUMMARY_AT", "7:5", "summary_at"),
+        ("SUMMARY_EVERY", "0", "summary_every"),
+        ("HA_PREFIX", "home/#", "ha_prefix"),
+        ("WEBHOOK_TIMEOUT", "-1", "webhook_timeout"),
+    ],
+)
+def test_bad_integration_settings_are_config_errors(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(None, {"FLEET_AGENT_DEVICE_ID": "d", f"FLEET_AGENT_{name}": value})
+
+
+def test_a_bad_webhook_url_is_reported_without_its_credentials() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(None, {"FLEET_AGENT_DEVICE_ID": "d", "FLEET_AGENT_WEBHOOK_URL": "ftp://u:pw@h/x"})
+    assert "pw" not in str(caught.value)
