@@ -22,10 +22,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from fleet_agent import __version__, hass, summary
 from fleet_agent.config import Settings
-from fleet_agent.engine import Engine, EngineError
 from fleet_agent.model import Ack, AlertChange, iso
 from fleet_agent.mqtt import MqttLink
-from fleet_agent.publish import Publisher, Report
+from fleet_agent.ports import EngineError
+from fleet_agent.publish import Publisher
+from fleet_agent.report import Report
 from fleet_agent.store import write_atomic
 from fleet_agent.webhook import Webhooks
 
@@ -122,8 +123,14 @@ def webhook_body(change: AlertChange, at: str) -> bytes:
 class DeviceInfo:
     """`{p}/{d}/info`: labels, the engine's version, os and arch, and when we started."""
 
-    def __init__(self, settings: Settings, engine: Engine, link: MqttLink, started: float) -> None:
-        self.engine, self.link = engine, link
+    def __init__(
+        self,
+        settings: Settings,
+        describe: Callable[[], dict[str, str]],
+        link: MqttLink,
+        started: float,
+    ) -> None:
+        self.describe, self.link = describe, link
         self.topic = link.topic("info")
         self.doc: dict[str, Any] = {
             "deviceId": settings.device_id, "agentVersion": __version__,
@@ -141,7 +148,7 @@ class DeviceInfo:
                 return
             self._tried_at = now
             try:
-                self.doc["engine"] = self.engine.describe()
+                self.doc["engine"] = self.describe()
             except EngineError as exc:
                 log.warning("engine info unavailable", error=exc.message)
             self.link.retain(self.topic, msgspec.json.encode(self.doc))
@@ -199,12 +206,16 @@ class Integrations:
     """What the settings ask for, as publishers, plus the summary's schedule."""
 
     def __init__(
-        self, settings: Settings, engine: Engine, link: MqttLink | None, clock: Callable[[], float]
+        self,
+        settings: Settings,
+        describe: Callable[[], dict[str, str]],  # the engine's version, os and arch
+        link: MqttLink | None,
+        clock: Callable[[], float],
     ) -> None:
         self.settings = settings
         self.webhooks = Webhooks(settings)
         self.summary = SummaryKeeper(settings, clock)
-        self.info = DeviceInfo(settings, engine, link, clock()) if link else None
+        self.info = DeviceInfo(settings, describe, link, clock()) if link else None
         self.hass = HomeAssistant(settings, link) if link and settings.ha_discovery else None
         self.publishers: list[Publisher] = [self.summary]
         if self.webhooks.deliveries:
