@@ -125,3 +125,20 @@ def device_config(where: Discovery, services: list[str], removed: list[str]) -> 
         "cmps": components,
     }  # fmt: skip
     return msgspec.json.encode(doc)
+
+
+def announced_services(payload: bytes) -> set[str]:
+    """The services a device config (ours, maybe from an earlier run) announces; nothing for
+    a payload that is not one."""
+    try:
+        doc = msgspec.json.decode(payload)
+        components = doc.get("cmps", {}) if isinstance(doc, dict) else {}
+    except msgspec.DecodeError:
+        return set()
+    if not isinstance(components, dict):
+        return set()
+    return {
+        key.removesuffix("_status")
+        for key, value in components.items()
+        if key.endswith("_status") and isinstance(value, dict) and "stat_t" in value
+    }

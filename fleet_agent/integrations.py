@@ -174,6 +174,8 @@ class HomeAssistant:
 
     def start(self) -> None:
         self.link.listen(self.where.status_topic, self._birth)
+        # our retained config from an earlier run names services that may have left meanwhile
+        self.link.listen(self.where.config_topic, self._earlier)
 
     def publish(self, report: Report) -> None:
         names = sorted(s.service_name for s in report.services)
@@ -191,6 +193,18 @@ class HomeAssistant:
             return
         payload = hass.device_config(self.where, self._services, self._removed)
         self.link.retain(self.where.config_topic, payload)
+
+    def _earlier(self, payload: bytes) -> None:
+        """Services an earlier run announced: those no longer in the target get removed."""
+        names = hass.announced_services(payload)
+        with self._lock:
+            if self._services is None:
+                self._removed = sorted(set(self._removed) | names)[-50:]
+            else:
+                stale = names - set(self._services) - set(self._removed)
+                if stale:
+                    self._removed = [*self._removed, *sorted(stale)][-50:]
+                    self._announce()
 
     def _birth(self, payload: bytes) -> None:
         if payload.strip() == b"online":

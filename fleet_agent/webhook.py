@@ -171,6 +171,6 @@ class Webhooks:
             time.sleep(0.05)
         for delivery in self.deliveries:
             delivery.outbox.close()
-        for delivery in self.deliveries:
-            if delivery.thread.is_alive():
-                delivery.thread.join(timeout=self.deliveries[0].timeout + 1)
+        for delivery in self.deliveries:  # a worker inside a hanging request is a daemon:
+            if delivery.thread.is_alive():  # it is not waited for beyond a moment
+                delivery.thread.join(timeout=0.5)

@@ -86,6 +86,8 @@ def test_the_flow_serves_the_fleet_table_forces_a_retry_and_calls_the_webhook_on
     assert row["status"] == "error" and row["errorType"] == "ImagePullBackOff"
     assert "ImagePullBackOff" in row["reason"] and "manifest unknown" in row["reason"]
     assert row["retryCount"] == 1 and row["nextRetry"] == first["error"]["nextRetry"]
+    alerted = wait_for(lambda: (r := node_red.row(device_id, "bad")) and r.get("alert") and r)
+    assert alerted["alert"] == {"severity": "warning", "type": "ImagePullBackOff"}
     good = wait_for(lambda: _running(node_red, device_id, "good"))
     assert good["reason"] is None and good["retryCount"] == 0
 
