@@ -8,6 +8,7 @@ their broker node), the broker and webhook taken from the environment as in the 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import urllib.error
 import urllib.request
@@ -35,7 +36,7 @@ class NodeRed:
         self.port = free_port()
         self.log = workdir / "node-red.log"
         self.env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "HOME": str(workdir),
             "NODE_RED_PORT": str(self.port),
             "FLEET_MQTT_HOST": "127.0.0.1",
