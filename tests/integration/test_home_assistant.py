@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,6 +112,9 @@ def test_home_assistant_shows_the_device_its_services_and_retries_through_the_bu
     )
     assert int(entities) == 2 * 5 + 2
 
+    if shots := os.environ.get("FLEET_SCREENSHOT_DIR"):
+        device_page_screenshot(ha, slug, Path(shots) / "home-assistant-device.png")
+
     # Pressing Retry in Home Assistant makes the agent try again long before its 60 s backoff.
     ha.press(f"button.{slug}_bad_retry")
     wait_for(
@@ -145,3 +149,28 @@ def test_home_assistant_shows_the_device_its_services_and_retries_through_the_bu
     assert states[f"sensor.{slug}_good_status"]["state"] == "running"
     assert _state(ha, f"sensor.{slug}_target_version", lambda s: s["state"] == "2")
     assert _state(ha, f"binary_sensor.{slug}_converged", lambda s: s["state"] == "on")
+
+
+def device_page_screenshot(ha: HomeAssistant, slug: str, path: Path) -> None:
+    """The device's page in Home Assistant's own frontend, in headless Chromium (for docs)."""
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415
+
+    device = _template(ha, f"{{{{ device_id('sensor.{slug}_bad_status') }}}}")
+    tokens = json.dumps({
+        "access_token": ha.token, "token_type": "Bearer", "expires_in": 31536000,
+        "hassUrl": f"http://127.0.0.1:{ha.port}", "clientId": f"http://127.0.0.1:{ha.port}/",
+        "expires": 4102444800000, "refresh_token": "",
+    })  # fmt: skip
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.add_init_script(f"window.localStorage.setItem('hassTokens', {tokens!r});")
+            page.goto(f"http://127.0.0.1:{ha.port}/config/devices/device/{device}")
+            page.wait_for_timeout(8000)  # the frontend renders its cards (docs only, not checked)
+            page.screenshot(path=str(path))
+        finally:
+            browser.close()
