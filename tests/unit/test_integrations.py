@@ -9,12 +9,14 @@ from typing import Any, cast
 
 import msgspec
 from apscheduler.schedulers.background import BackgroundScheduler
+from msgspec.structs import replace
 
 from fleet_agent.config import Settings
 from fleet_agent.hass import announced_services
-from fleet_agent.integrations import HomeAssistant, Integrations
+from fleet_agent.integrations import DeviceInfo, HomeAssistant, Integrations, SummaryKeeper
 from fleet_agent.mqtt import MqttLink
-from tests.unit.factories import DEVICE, report, status
+from fleet_agent.ports import EngineError
+from tests.unit.factories import DEVICE, T0, report, status, status_error
 
 CONFIG = f"homeassistant/device/fleet-agent-{DEVICE}/config"
 
@@ -106,3 +108,49 @@ def test_a_compressed_schedule_runs_the_summary_every_n_seconds(tmp_path: Path) 
     Integrations(settings, dict, None, lambda: 0.0).start(scheduler)
     trigger = scheduler.get_job("daily-summary").trigger
     assert trigger.interval == dt.timedelta(seconds=2.5)
+
+
+def test_device_info_learns_the_engine_once_it_answers_and_again_after_an_outage() -> None:
+    link = FakeLink()
+    calls: list[int] = []
+
+    def describe() -> dict[str, str]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise EngineError("unavailable", "engine unreachable")
+        return {"version": "20.10", "os": "linux", "arch": "x86_64"}
+
+    info = DeviceInfo(Settings(device_id=DEVICE, labels={"site": "b"}), describe,
+                      cast(MqttLink, link), 0.0)  # fmt: skip
+    info.announce()
+    down = replace(report(status()), engine_error="engine unreachable")
+    info.publish(down)
+    assert calls == []  # not asked while the passes say it is down
+    info.publish(report(status()))  # it answers the pass but not describe: tried again later
+    info._tried_at -= 60  # (30 s later)
+    info.publish(report(status()))
+    docs = [msgspec.json.decode(p) for t, p in link.sent if t == link.topic("info")]
+    assert docs[0]["engine"] is None and docs[0]["labels"] == {"site": "b"}
+    assert docs[-1]["engine"] == {"version": "20.10", "os": "linux", "arch": "x86_64"}
+    info.publish(report(status()))
+    assert len(calls) == 2  # known: not asked on every pass
+    info.publish(down)
+    info.publish(report(status()))  # back after an outage: maybe a new engine
+    assert len(calls) == 3
+
+
+def test_summary_counts_are_kept_in_the_state_dir_and_a_broken_file_starts_over(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(device_id=DEVICE, state_dir=str(tmp_path))
+    failing = status("bad", "error", status_error(retry_count=2))
+    keeper = SummaryKeeper(settings, lambda: T0)
+    keeper.publish(report(failing))
+    again = SummaryKeeper(settings, lambda: T0 + 60)
+    got: list[Any] = []
+    again.outputs.append(got.append)
+    again.run()
+    assert got[0].services["bad"].errors == {"ImagePullBackOff": 2}
+    (tmp_path / "summary.json").write_bytes(b"{not json")
+    fresh = SummaryKeeper(settings, lambda: T0)
+    assert fresh.ledger.services == {}
