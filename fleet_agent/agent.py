@@ -18,7 +18,8 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from fleet_agent import commands
+from fleet_agent import commands, config
+from fleet_agent.admission import Admission
 from fleet_agent.commands import CommandResult
 from fleet_agent.config import Settings
 from fleet_agent.engine import Engine
@@ -89,11 +90,12 @@ class Agent:
         target_file: Path | None = None,
         publishers: list[Publisher] | None = None,
         clock: Clock | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         state_dir = Path(settings.state_dir)
-        self.store = TargetStore(state_dir)
+        self.store = TargetStore(state_dir, admission or config.admission(settings))
         self.publishers = [FilePublisher(state_dir), *(publishers or [])]
         engine = Engine(
             settings.device_id,

@@ -64,6 +64,7 @@ def run(config_path: Path | None, target_file: Path | None) -> int:
 
     try:
         settings = config.load(config_path)
+        admission = config.admission(settings)
     except config.ConfigError as exc:
         print(f"fleet-agent: {exc}", file=sys.stderr)
         return 2
@@ -71,7 +72,7 @@ def run(config_path: Path | None, target_file: Path | None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    agent = Agent(settings, target_file=target_file)
+    agent = Agent(settings, target_file=target_file, admission=admission)
     agent.start()
     stop.wait()
     structlog.get_logger(__name__).info("stopping")

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from fleet_agent import policy, signing
+from fleet_agent.admission import Admission
 from fleet_agent.backoff import BackoffPolicy
 from fleet_agent.validate import NAME_PATTERN
 
@@ -62,6 +64,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     summary_window: Positive = 86400.0
     ha_discovery: bool = False
     ha_prefix: str = "homeassistant"
+    # security (docs/security.md)
+    mqtt_password_file: str | None = None  # read at start-up; keeps it out of process listings
+    policy_file: str | None = None  # the device policy (docs/security.md); else the default
+    trusted_keys: str | None = None  # JWK Set of Ed25519 public keys for signed targets
+    require_signed: bool = False
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.fullmatch(self.device_id):
@@ -155,6 +162,29 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Set
     if "device_id" not in values:
         raise ConfigError(f"{ENV_PREFIX}DEVICE_ID (or device_id in the config file) is required")
     try:
-        return msgspec.convert(values, Settings, strict=False)
+        settings = msgspec.convert(values, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid setting: {exc}") from exc
+    return _with_password_file(settings)
+
+
+def _with_password_file(settings: Settings) -> Settings:
+    """The password from its file (first line), unless one is given directly."""
+    if settings.mqtt_password_file is None or settings.mqtt_password is not None:
+        return settings
+    try:
+        lines = Path(settings.mqtt_password_file).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read mqtt_password_file: {exc}") from exc
+    return msgspec.structs.replace(settings, mqtt_password=lines[0] if lines else "")
+
+
+def admission(settings: Settings) -> Admission:
+    """The device's own demands on targets: its policy and its trusted keys (read once)."""
+    try:
+        rules = policy.load(Path(settings.policy_file)) if settings.policy_file else policy.Policy()
+        keys = Path(settings.trusted_keys) if settings.trusted_keys else None
+        trust = signing.load_trust(keys, settings.require_signed)
+    except (policy.PolicyError, signing.SigningError) as exc:
+        raise ConfigError(str(exc)) from exc
+    return Admission(settings.device_id, rules, trust, settings.state_dir, os.path.realpath)

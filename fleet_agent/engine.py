@@ -196,17 +196,26 @@ class Engine:
                 host = (port.host_ip, port.host_port) if port.host_port else (port.host_ip,)
             bindings.setdefault(f"{port.container_port}/{port.protocol}", []).append(host)
         with _translated():
+            for volume, volume_labels in spec.volumes.items():
+                self._ensure_volume(volume, volume_labels)
             host_config = self.api.create_host_config(
                 binds=spec.binds or None,
                 port_bindings=bindings or None,
                 network_mode=spec.network_mode,
                 restart_policy={"Name": "no"},
+                privileged=spec.privileged,
+                devices=spec.devices or None,
+                cap_add=spec.cap_add or None,
+                read_only=spec.read_only or None,
+                mem_limit=spec.mem_limit,
+                nano_cpus=spec.nano_cpus,
             )
             created = self.api.create_container(
                 image=spec.image,
                 command=spec.command,
                 entrypoint=spec.entrypoint,
                 environment=spec.environment,
+                user=spec.user,
                 ports=[(p.container_port, p.protocol) for p in spec.ports] or None,
                 labels=spec.labels,
                 name=spec.name,
@@ -214,6 +223,13 @@ class Engine:
                 detach=True,
             )
         return str(created["Id"])
+
+    def _ensure_volume(self, name: str, labels: dict[str, str]) -> None:
+        """Create a device's named volume with our labels (the engine would create it bare)."""
+        try:
+            self.api.inspect_volume(name)
+        except docker.errors.NotFound:
+            self.api.create_volume(name, labels=labels)
 
     def start(self, container: str) -> None:
         with _translated():

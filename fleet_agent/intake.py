@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
+from fleet_agent.admission import FORBIDDEN, Admission
 from fleet_agent.model import Ack, FieldError, Target, iso
 from fleet_agent.validate import decode_target
 
@@ -47,17 +48,27 @@ def decide(
     now: float,
     max_bytes: int = DEFAULT_MAX_BYTES,
     highest: int | None = None,
+    admission: Admission | None = None,
 ) -> Decision:
     """`highest`: the highest version ever accepted (the current target's when not given), so
-    a versionless target in between never lets an old version back in."""
+    a versionless target in between never lets an old version back in. `admission`: the
+    device's signature and policy demands (403), checked before the version rules."""
     if len(payload) > max_bytes:
         message = f"payload of {len(payload)} bytes exceeds the limit of {max_bytes} bytes"
         return _reject(413, now, [FieldError("$", message)])
     if not payload.strip():
         return Decision(Ack(None, False, NO_TARGET, iso(now)), None)
+    if admission is not None:
+        opened = admission.open(payload, now)
+        if opened.payload is None:
+            return _reject(FORBIDDEN, now, opened.errors, opened.version)
+        payload = opened.payload
     decoded = decode_target(payload)
     if isinstance(decoded, list):
         return _reject(400, now, decoded, version_of(payload))
+    denied = admission.violations(decoded) if admission is not None else []
+    if denied:
+        return _reject(FORBIDDEN, now, denied, decoded.version)
     if highest is None and current is not None:
         highest = current.version
     return _against(decoded, current, highest, now)

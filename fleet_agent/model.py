@@ -34,6 +34,14 @@ class ServiceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, ren
     network_mode: str | None = None
     restart: RestartPolicy = "unless-stopped"
     labels: dict[str, str] = {}
+    # Governed by the device policy (policy.py); all off by default.
+    privileged: bool = False
+    devices: list[str] = []
+    cap_add: list[str] = []
+    user: str | None = None
+    read_only: bool = False
+    mem_limit: int | str | None = None  # bytes, or "256m" ("b", "k", "m", "g")
+    cpus: Annotated[float, msgspec.Meta(gt=0)] | None = None
 
 
 class Service(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):

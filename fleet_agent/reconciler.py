@@ -17,7 +17,7 @@ from pathlib import Path
 import structlog
 from msgspec.structs import replace
 
-from fleet_agent import feed, logs, planner
+from fleet_agent import feed, logs, masking, planner
 from fleet_agent.backoff import Backoff
 from fleet_agent.config import Settings
 from fleet_agent.inbox import Inbox
@@ -130,7 +130,7 @@ class Reconciler:
         """Reconcile once; return the monotonic time at which the next pass is needed."""
         with self._lock:
             now, wall = self.clock.monotonic(), self.clock.wall()
-            results = self.steps.collect()
+            results = self._masked(self.steps.collect())
             events = self._apply_steps(results, now, wall)
             acked = self._take_acks(wall)
             target = self.target()
@@ -164,6 +164,12 @@ class Reconciler:
             logs.log_pass(report, results, events, plan.pulls)
             self._unobserved = False
             return self._next_wake(now, containers)
+
+    def _masked(self, results: list[StepResult]) -> list[StepResult]:
+        """An engine message may quote a container's environment: never let it out."""
+        desired = desired_services(self.target())
+        envs = {s.name: s.service.config.environment.values() for s in desired}
+        return [masking.masked_step(result, envs) for result in results]
 
     def _apply_steps(self, results: list[StepResult], now: float, wall: float) -> list[Event]:
         """Steps that ended since the last pass change their services' histories."""
@@ -260,6 +266,8 @@ class Reconciler:
             return runtime
         try:
             details = self.engine.exit_details(keep.id)
+            secrets = service.service.config.environment.values()
+            details = replace(details, log_tail=masking.mask(details.log_tail, secrets))
         except EngineError:
             details = ExitDetails(exit_code=keep.exit_code if keep.exit_code is not None else -1)
         restart = service.service.config.restart

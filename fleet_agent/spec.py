@@ -13,7 +13,8 @@ from typing import Literal
 
 import msgspec
 
-from fleet_agent.model import DesiredService, Service, Target
+from fleet_agent import hostkeys
+from fleet_agent.model import DesiredService, Service, ServiceConfig, Target
 
 LABEL_PREFIX = "io.fleet-agent."
 LABEL_MANAGED = LABEL_PREFIX + "managed"
@@ -22,6 +23,7 @@ LABEL_SERVICE = LABEL_PREFIX + "service"
 LABEL_APP_ID = LABEL_PREFIX + "app-id"
 LABEL_SERVICE_ID = LABEL_PREFIX + "service-id"
 LABEL_CONFIG_HASH = LABEL_PREFIX + "config-hash"
+LABEL_VOLUME = LABEL_PREFIX + "volume"
 
 
 class PortBinding(msgspec.Struct, frozen=True):
@@ -43,6 +45,14 @@ class ContainerSpec(msgspec.Struct, frozen=True):
     binds: list[str]
     network_mode: str | None
     labels: dict[str, str]
+    volumes: dict[str, dict[str, str]] = {}  # named volumes to create first, with their labels
+    privileged: bool = False
+    devices: list[str] = []
+    cap_add: list[str] = []
+    user: str | None = None
+    read_only: bool = False
+    mem_limit: int | None = None
+    nano_cpus: int | None = None
 
 
 def config_hash(app_id: int, service: Service) -> str:
@@ -59,8 +69,52 @@ def config_hash(app_id: int, service: Service) -> str:
         "networkMode": config.network_mode,
         "restart": config.restart,
         "labels": config.labels,
+        **_host_keys(config),
     }
     return hashlib.sha256(msgspec.json.encode(canonical, order="sorted")).hexdigest()
+
+
+def _host_keys(config: ServiceConfig) -> dict[str, object]:
+    """Added to the hash only when set, so containers created before these keys existed keep
+    their hash and are not recreated by an upgrade of the agent."""
+    keys: dict[str, object] = {
+        "privileged": config.privileged or None,
+        "devices": sorted(config.devices) or None,
+        "capAdd": sorted(hostkeys.capability(c) for c in config.cap_add) or None,
+        "user": config.user,
+        "readOnly": config.read_only or None,
+        "memLimit": hostkeys.memory_bytes(config.mem_limit) if config.mem_limit else None,
+        "cpus": config.cpus,
+    }
+    return {key: value for key, value in keys.items() if value is not None}
+
+
+def volume_name(device_id: str, name: str) -> str:
+    """Named volumes are the device's own: `data` of device `a` is `fleet.a.data` on the engine,
+    so agents sharing an engine never share (or remove) each other's data."""
+    return f"fleet.{device_id}.{name}"
+
+
+def _binds(device_id: str, volumes: list[str]) -> tuple[list[str], dict[str, dict[str, str]]]:
+    binds: list[str] = []
+    named: dict[str, dict[str, str]] = {}
+    for volume in volumes:
+        source, _, rest = volume.partition(":")
+        if not source.startswith("/"):
+            scoped = volume_name(device_id, source)
+            labels = {LABEL_MANAGED: "true", LABEL_DEVICE: device_id, LABEL_VOLUME: source}
+            named[scoped] = labels
+            source = scoped
+        binds.append(f"{source}:{rest}")
+    return binds, named
+
+
+def _network_mode(device_id: str, mode: str | None) -> str | None:
+    """`container:db` names the device's own service `db` (the policy made sure of that)."""
+    if mode is None or not mode.startswith("container:"):
+        return mode
+    other = mode.removeprefix("container:")
+    return mode if other.startswith("fleet.") else f"container:{container_name(device_id, other)}"
 
 
 def desired_services(target: Target | None) -> list[DesiredService]:
@@ -92,6 +146,7 @@ def build_spec(device_id: str, desired: DesiredService) -> ContainerSpec:
         LABEL_SERVICE_ID: str(service.service_id),
         LABEL_CONFIG_HASH: desired.config_hash,
     }
+    binds, named = _binds(device_id, config.volumes)
     return ContainerSpec(
         name=container_name(device_id, service.service_name),
         image=service.image_name,
@@ -99,9 +154,17 @@ def build_spec(device_id: str, desired: DesiredService) -> ContainerSpec:
         entrypoint=config.entrypoint,
         environment=[f"{key}={value}" for key, value in sorted(config.environment.items())],
         ports=[binding for port in config.ports for binding in parse_port(port)],
-        binds=list(config.volumes),
-        network_mode=config.network_mode,
+        binds=binds,
+        network_mode=_network_mode(device_id, config.network_mode),
         labels=labels,
+        volumes=named,
+        privileged=config.privileged,
+        devices=list(config.devices),
+        cap_add=[hostkeys.capability(c) for c in config.cap_add],
+        user=config.user,
+        read_only=config.read_only,
+        mem_limit=hostkeys.memory_bytes(config.mem_limit) if config.mem_limit else None,
+        nano_cpus=hostkeys.nano_cpus(config.cpus) if config.cpus else None,
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import msgspec
 import structlog
 
+from fleet_agent.admission import Admission
 from fleet_agent.intake import DEFAULT_MAX_BYTES, Decision, decide
 from fleet_agent.model import Target
 
@@ -53,8 +54,9 @@ class Persisted(msgspec.Struct, frozen=True, rename="camel"):
 class TargetStore:
     """The accepted target, in memory and on disk, safe to share between threads."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, admission: Admission | None = None) -> None:
         self.path = state_dir / TARGET_FILE
+        self.admission = admission
         self._lock = threading.Lock()
         self._target: Target | None = None
         self._highest: int | None = None
@@ -70,6 +72,13 @@ class TargetStore:
         except msgspec.MsgspecError as exc:
             log.error("persisted target unreadable, ignored", path=str(self.path), error=str(exc))
             return None
+        denied = self.admission.violations(persisted.target) if self.admission else []
+        if denied:  # the policy was tightened since: never run what it now forbids
+            errors = [f"{e.path}: {e.message}" for e in denied]
+            log.error("persisted target breaks the device policy, ignored", errors=errors)
+            with self._lock:
+                self._highest = persisted.highest_version
+            return None
         with self._lock:
             self._target, self._highest = persisted.target, persisted.highest_version
         return persisted.target
@@ -81,7 +90,7 @@ class TargetStore:
     def offer(self, payload: bytes, now: float, max_bytes: int = DEFAULT_MAX_BYTES) -> Decision:
         """Decide on a received target and, when it is taken, persist it before anything acts."""
         with self._lock:
-            decision = decide(payload, self._target, now, max_bytes, self._highest)
+            decision = decide(payload, self._target, now, max_bytes, self._highest, self.admission)
             if decision.target is not None:
                 versions = [v for v in (decision.target.version, self._highest) if v is not None]
                 highest = max(versions, default=None)

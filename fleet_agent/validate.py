@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from fleet_agent import reference
+from fleet_agent import hostkeys, reference
 from fleet_agent.model import FieldError, Target
 from fleet_agent.spec import parse_port
 
@@ -181,6 +181,7 @@ def _config_errors(config: dict[str, Any], path: str) -> Iterator[FieldError]:
         if key.startswith(RESERVED_LABEL_PREFIX):
             message = f"{RESERVED_LABEL_PREFIX}* labels are reserved"
             yield FieldError(f"{path}.labels.{key}", message)
+    yield from hostkeys.config_errors(config, path)
 
 
 def _valid_port(mapping: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import msgspec
 import pytest
 
 from fleet_agent.model import App, DesiredService, Target
@@ -144,8 +145,15 @@ def test_a_spec_carries_the_service_config_and_every_fleet_agent_label() -> None
             PortBinding(1880, "tcp", None, 1880),
             PortBinding(5683, "udp", None, 5683),
         ],
-        binds=["data:/data", "/srv/nodered:/config:ro"],
+        binds=["fleet.dev-001.data:/data", "/srv/nodered:/config:ro"],
         network_mode="bridge",
+        volumes={
+            "fleet.dev-001.data": {
+                "io.fleet-agent.managed": "true",
+                "io.fleet-agent.device": "dev-001",
+                "io.fleet-agent.volume": "data",
+            }
+        },
         labels={
             "team": "ops",
             "io.fleet-agent.managed": "true",
@@ -156,6 +164,82 @@ def test_a_spec_carries_the_service_config_and_every_fleet_agent_label() -> None
             "io.fleet-agent.config-hash": svc.config_hash,
         },
     )
+
+
+def test_named_volumes_are_the_devices_own_and_binds_stay_as_given() -> None:
+    svc = desired(volumes=["data:/data:ro", "/srv/x:/x"])
+
+    assert build_spec("dev-a", svc).binds == ["fleet.dev-a.data:/data:ro", "/srv/x:/x"]
+    assert build_spec("dev-b", svc).binds == ["fleet.dev-b.data:/data:ro", "/srv/x:/x"]
+
+
+def test_host_keys_reach_the_spec_in_the_engines_units() -> None:
+    svc = desired(
+        privileged=True,
+        devices=["/dev/ttyUSB0:/dev/ttyS0:rw"],
+        cap_add=["net_admin", "CAP_SYS_TIME"],
+        user="1000:1000",
+        read_only=True,
+        mem_limit="64m",
+        cpus=0.5,
+    )
+
+    spec = build_spec(DEVICE, svc)
+
+    assert (spec.privileged, spec.devices, spec.cap_add) == (
+        True,
+        ["/dev/ttyUSB0:/dev/ttyS0:rw"],
+        ["NET_ADMIN", "SYS_TIME"],
+    )
+    assert (spec.user, spec.read_only, spec.mem_limit, spec.nano_cpus) == (
+        "1000:1000",
+        True,
+        64 * 1024 * 1024,
+        500_000_000,
+    )
+
+
+def test_a_container_network_names_the_devices_own_service_container() -> None:
+    assert build_spec(DEVICE, desired(network_mode="container:db")).network_mode == (
+        "container:fleet.dev-001.db"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("privileged", True),
+        ("devices", ["/dev/ttyUSB0"]),
+        ("cap_add", ["NET_ADMIN"]),
+        ("user", "1000"),
+        ("read_only", True),
+        ("mem_limit", "64m"),
+        ("cpus", 0.5),
+    ],
+)
+def test_each_host_key_changes_the_config_hash(key: str, value: Any) -> None:
+    assert hash_of(**{key: value}) != hash_of()
+
+
+def test_unset_host_keys_leave_the_hash_as_before_they_existed() -> None:
+    svc = service(**BASE)
+    config = svc.config
+    canonical = {
+        "appId": APP_ID,
+        "serviceId": svc.service_id,
+        "image": svc.image_name,
+        "command": config.command,
+        "entrypoint": config.entrypoint,
+        "environment": config.environment,
+        "ports": sorted(config.ports),
+        "volumes": sorted(config.volumes),
+        "networkMode": config.network_mode,
+        "restart": config.restart,
+        "labels": config.labels,
+    }
+    expected = hashlib.sha256(msgspec.json.encode(canonical, order="sorted")).hexdigest()
+
+    assert config_hash(APP_ID, svc) == expected
 
 
 def test_a_user_label_can_never_override_a_fleet_agent_label() -> None:

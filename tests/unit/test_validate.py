@@ -139,13 +139,13 @@ def test_every_schema_error_is_reported_at_once_with_its_path() -> None:
             "ports": "80",
             "environment": {"A": 1},
             "command": "sh",
-            "privileged": True,
+            "pidMode": "host",
         },
     )
 
     assert errors_of(doc) == [
         FieldError(f"{SVC_PATH}.serviceId", "Expected `int`, got `str`"),
-        FieldError(f"{SVC_PATH}.config.privileged", "unknown field"),
+        FieldError(f"{SVC_PATH}.config.pidMode", "unknown field"),
         FieldError(f"{SVC_PATH}.config.command", "Expected `array | null`, got `str`"),
         FieldError(f"{SVC_PATH}.config.environment.A", "Expected `str`, got `int`"),
         FieldError(f"{SVC_PATH}.config.ports", "Expected `array`, got `str`"),
