@@ -138,9 +138,11 @@ def registry_of(repository: str) -> str:
 
 def normalised(repository: str) -> str:
     """`nginx` -> `docker.io/library/nginx`: the full name policy prefixes can match."""
-    if registry_of(repository) != "docker.io" or repository.startswith("docker.io/"):
+    registry = registry_of(repository)
+    if _registry_key(registry) != "docker.io":
         return repository
-    return f"docker.io/{repository if '/' in repository else 'library/' + repository}"
+    path = repository.removeprefix(registry + "/")
+    return f"docker.io/{path if '/' in path else 'library/' + path}"
 
 
 def _registry_key(registry: str) -> str:

@@ -26,7 +26,7 @@ def hash_of(**config: Any) -> str:
     return config_hash(APP_ID, service(**config))
 
 
-BASE = {
+BASE: dict[str, Any] = {
     "ports": ["1880:1880", "5683:5683/udp"],
     "volumes": ["data:/data", "/srv/x:/config:ro"],
     "environment": {"A": "1", "TZ": "UTC"},
