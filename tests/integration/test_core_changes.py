@@ -101,6 +101,9 @@ def test_reordering_environment_or_volumes_recreates_nothing(
     agent: AgentProcess, services: Services, api: docker.APIClient, device_id: str
 ) -> None:
     env = {"A": "1", "B": "2"}
+    policy = agent.workdir / "policy.toml"
+    policy.write_text('bind_prefixes = ["/tmp"]\n')  # the default policy allows /srv only
+    agent.env["FLEET_AGENT_POLICY_FILE"] = str(policy)
     first = service(
         "app", services.image1, command=SLEEP, environment=env, volumes=["/tmp:/a:ro", "/tmp:/b"]
     )
