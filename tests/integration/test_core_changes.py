@@ -101,11 +101,16 @@ def test_reordering_environment_or_volumes_recreates_nothing(
     agent: AgentProcess, services: Services, api: docker.APIClient, device_id: str
 ) -> None:
     env = {"A": "1", "B": "2"}
+    data = agent.workdir / "data"
     policy = agent.workdir / "policy.toml"
-    policy.write_text('bind_prefixes = ["/tmp"]\n')  # the default policy allows /srv only
+    policy.write_text(f'bind_prefixes = ["{data}"]\n')  # the default policy allows /srv only
     agent.env["FLEET_AGENT_POLICY_FILE"] = str(policy)
     first = service(
-        "app", services.image1, command=SLEEP, environment=env, volumes=["/tmp:/a:ro", "/tmp:/b"]
+        "app",
+        services.image1,
+        command=SLEEP,
+        environment=env,
+        volumes=[f"{data}:/a:ro", f"{data}:/b"],
     )
     agent.set_target(target(1, first))
     agent.start()
@@ -115,7 +120,7 @@ def test_reordering_environment_or_volumes_recreates_nothing(
         services.image1,
         command=SLEEP,
         environment={"B": "2", "A": "1"},
-        volumes=["/tmp:/b", "/tmp:/a:ro"],
+        volumes=[f"{data}:/b", f"{data}:/a:ro"],
     )
     started = api.inspect_container(before["containerId"])["State"]["StartedAt"]
     agent.set_target(target(2, reordered))
