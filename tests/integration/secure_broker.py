@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,84 @@ class ProductionMosquitto(PrivateMosquitto):
         self.proc.send_signal(1)
 
 
+class ProductionNats:
+    """Three nodes from nats-node.conf, users from `fleet-pki.sh nats-accounts`."""
+
+    def __init__(self, workdir: Path, devices: list[str]) -> None:
+        self.dir = workdir
+        pki("ca", str(workdir))
+        pki("server", str(workdir), "server", "IP:127.0.0.1")
+        for user in ("cloud", "monitor", *devices):
+            pki("password", str(workdir / "passwd"), user, str(workdir / f"{user}.password"))
+        pki("nats-accounts", str(workdir))
+        self.nats_ports = [free_port() for _ in range(3)]
+        self.route_ports = [free_port() for _ in range(3)]
+        self.mqtt_ports = [free_port() for _ in range(3)]
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def password(self, user: str) -> str:
+        return (self.dir / f"{user}.password").read_text().strip()
+
+    def _config(self, index: int) -> Path:
+        text = (PRODUCTION / "nats-node.conf").read_text()
+        text = text.replace("$NATS_NAME", f"nats-{index}")
+        text = text.replace("0.0.0.0:4222", f"127.0.0.1:{self.nats_ports[index]}")
+        text = text.replace("0.0.0.0:6222", f"127.0.0.1:{self.route_ports[index]}")
+        text = text.replace("0.0.0.0:8883", f"127.0.0.1:{self.mqtt_ports[index]}")
+        text = text.replace("/var/lib/nats/jetstream", str(self.dir / f"js-{index}"))
+        text = text.replace("/etc/nats/fleet", str(self.dir))
+        for node, port in enumerate(self.route_ports, start=1):
+            text = text.replace(f"nats-route://nats-{node}:6222", f"nats-route://127.0.0.1:{port}")
+        path = self.dir / f"nats-{index}.conf"
+        path.write_text(text)
+        return path
+
+    def start(self) -> None:
+        for index in range(3):
+            log = (self.dir / f"nats-{index}.log").open("ab")
+            command = ["nats-server", "-c", str(self._config(index))]
+            self.procs.append(subprocess.Popen(command, stdout=log, stderr=log))
+        wait_for(self._ready, timeout=60, interval=0.5, what="NATS cluster with MQTT")
+
+    def client(self, user: str, node: int = 0, **kw: Any) -> Client:
+        password = kw.pop("password", None) or self.password(user)
+        return Client(
+            self.mqtt_ports[node],
+            ca=self.dir / "ca.crt",
+            username=user,
+            password=password,
+            v5=False,
+            **kw,
+        )
+
+    def _ready(self) -> bool:
+        """JetStream (which keeps retained messages) needs a moment after the ports open."""
+        writer, reader = self.client("cloud", 0), self.client("cloud", 2)
+        try:
+            if not (writer.connected and reader.connected):
+                return False
+            writer.publish("fleet/ready/target", b"ok", retain=True)
+            reader.subscribe("fleet/ready/target")
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline and not reader.received("fleet/ready/target"):
+                time.sleep(0.1)
+            return bool(reader.received("fleet/ready/target"))
+        except Exception:
+            return False
+        finally:
+            writer.close()
+            reader.close()
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 class Client:
     """A plain paho client that records what it receives and how each publish ended."""
 
@@ -91,6 +170,7 @@ class Client:
         password: str | None = None,
         client_id: str | None = None,
         host: str = "127.0.0.1",
+        v5: bool = True,
     ) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self.connect_reason: Any = None
@@ -98,7 +178,7 @@ class Client:
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"t-{uuid.uuid4().hex[:8]}",
-            protocol=mqtt.MQTTv5,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
         )
         if certs is not None:
             self.client.tls_set(

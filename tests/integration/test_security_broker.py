@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.helpers import wait_for
-from tests.integration.secure_broker import Client, ProductionMosquitto
+from tests.integration.secure_broker import Client, ProductionMosquitto, ProductionNats
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +188,44 @@ class ProductionPki:
         pki("ca", str(folder))
         pki("client", str(folder), "dev-a")
         self.certs = {"client.crt": folder / "dev-a.crt", "client.key": folder / "dev-a.key"}
+
+
+@pytest.fixture(scope="module")
+def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProductionNats]:
+    cluster = ProductionNats(tmp_path_factory.mktemp("prod-nats"), ["dev-a", "dev-b"])
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+def test_nats_accounts_keep_devices_apart_across_the_cluster(nats: ProductionNats) -> None:
+    cloud = nats.client("cloud", 0)
+    try:
+        cloud.publish("fleet/dev-a/target", b"for-a", retain=True)
+        cloud.publish("fleet/dev-b/target", b"for-b", retain=True)
+    finally:
+        cloud.close()
+    device = nats.client("dev-a", 2)  # another node than the cloud's
+    spy = nats.client("dev-a", 1)
+    try:
+        spy.subscribe("$MQTT/sub/#")  # the server's own delivery subjects: nothing gets through
+        assert _retained(device, "fleet/dev-b/target", "fleet/dev-a/target") == []
+        assert device.received("fleet/dev-a/target") == [b"for-a"]
+        device.publish("fleet/dev-a/target", b"from-device", retain=True)
+        device.publish("fleet/dev-b/state", b"forged", retain=True)
+        device.publish("fleet/dev-a/state", b"own", retain=True)
+    finally:
+        device.close()
+    monitor = nats.client("monitor", 1)
+    try:
+        monitor.publish("fleet/dev-a/target", b"from-monitor", retain=True)
+        monitor.subscribe("fleet/dev-b/state")
+        monitor.subscribe("fleet/dev-a/target")
+        assert _retained(monitor, "fleet/dev-b/state", "fleet/dev-a/state") == []
+        wait_for(lambda: monitor.received("fleet/dev-a/target"), what="the target")
+        assert monitor.received("fleet/dev-a/target") == [b"for-a"]
+        assert spy.messages == []
+    finally:
+        monitor.close()
+        spy.close()
+    assert not nats.client("dev-a", 0, password="guess").connected
