@@ -32,13 +32,15 @@ def pki(*args: str) -> None:
 class ProductionMosquitto(PrivateMosquitto):
     """`tls_port`: TLS with passwords; `mtls_port`: client certificates, CN as username."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(
+        self, workdir: Path, names: tuple[str, ...] = ("IP:127.0.0.1", "DNS:localhost")
+    ) -> None:
         super().__init__(workdir)
         self.dir = workdir / "fleet"
         self.dir.mkdir()
         self.tls_port, self.mtls_port = self.port, free_port()
         pki("ca", str(self.dir))
-        pki("server", str(self.dir), "server", "IP:127.0.0.1", "DNS:localhost")
+        pki("server", str(self.dir), "server", *names)
         for role in ("cloud", "monitor"):
             self.add_client(role)
             self.add_password(role)

@@ -106,3 +106,17 @@ def test_policy_and_trusted_keys_settings_fail_at_start_up_with_one_line(tmp_pat
             config.admission(settings)
     default = config.admission(config.load(environ=base))
     assert default.rules.bind_prefixes == ["/srv"] and default.trust is None
+
+
+def test_the_agents_tls_verifies_the_broker_certificate_and_its_host_name(tmp_path: Path) -> None:
+    import ssl  # noqa: PLC0415
+
+    from fleet_agent.mqtt import _client  # noqa: PLC0415
+
+    settings = config.load(
+        environ={"FLEET_AGENT_DEVICE_ID": "dev-1", "FLEET_AGENT_MQTT_URL": "mqtts://b:8883"}
+    )
+    context = _client(settings)._ssl_context
+
+    assert context is not None
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname is True
