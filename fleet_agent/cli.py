@@ -28,9 +28,9 @@ OPERATOR_COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("fleet_agent.operator.watch_cmd", "the status table, updated live"),
     "apply": ("fleet_agent.operator.apply_cmd", "publish a target (JSON, YAML, docker-compose)"),
     "retry": ("fleet_agent.operator.retry_cmd", "reset a service's backoff and retry it now"),
-    "validate": ("fleet_agent.operator.validate", "check a target offline, device policy included"),
-    "keygen": ("fleet_agent.operator.keygen", "make an Ed25519 key pair for signing targets"),
-    "sign": ("fleet_agent.operator.sign", "sign a target file for one device (JWS, EdDSA)"),
+    "validate": ("fleet_agent.operator.validate_cmd", "check a target offline, policy included"),
+    "keygen": ("fleet_agent.operator.keygen_cmd", "make an Ed25519 key pair for signing targets"),
+    "sign": ("fleet_agent.operator.sign_cmd", "sign a target file for one device (JWS, EdDSA)"),
 }
 
 
