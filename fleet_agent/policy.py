@@ -195,9 +195,10 @@ def _device(device: str, path: str, policy: Policy, ctx: Context) -> Iterator[Fi
         host = hostkeys.device_mapping(device).host
     except ValueError:
         return  # validation reports it
-    resolved = ctx.resolve(posixpath.normpath(host))
-    if not any(fnmatch.fnmatchcase(p, g) for p in {host, resolved} for g in policy.devices):
-        yield FieldError(path, f"device {host} is not allowed by the policy")
+    resolved = ctx.resolve(posixpath.normpath(host))  # the device a symlink really names
+    if not any(fnmatch.fnmatchcase(resolved, glob) for glob in policy.devices):
+        shown = host if resolved == host else f"{host} (resolved to {resolved})"
+        yield FieldError(path, f"device {shown} is not allowed by the policy")
 
 
 def _network(

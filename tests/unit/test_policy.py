@@ -219,3 +219,15 @@ def test_a_policy_file_is_read_and_its_errors_are_said(tmp_path: Path) -> None:
     for path in (typo, wrong, tmp_path / "missing.toml"):
         with pytest.raises(PolicyError, match=path.name):
             policy.load(path)
+
+
+def test_a_device_is_judged_by_what_its_symlink_names(tmp_path: Path) -> None:
+    (tmp_path / "ttyUSB9").symlink_to("/dev/null")
+    rules = Policy(devices=[f"{tmp_path}/ttyUSB*"])
+    ctx = Context("dev-001", None, os.path.realpath)
+
+    [error] = violations(decoded(devices=[f"{tmp_path}/ttyUSB9"]), rules, ctx)
+
+    assert error.path == f"{SVC}.config.devices[0]"
+    assert "resolved to /dev/null" in error.message
+    assert paths(decoded(devices=["/dev/null"]), Policy(devices=["/dev/null"]), ctx) == []

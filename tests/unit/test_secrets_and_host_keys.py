@@ -120,3 +120,15 @@ def test_the_agents_tls_verifies_the_broker_certificate_and_its_host_name(tmp_pa
 
     assert context is not None
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname is True
+
+
+def test_a_step_message_is_masked_with_its_own_services_environment() -> None:
+    from fleet_agent import planner  # noqa: PLC0415
+    from fleet_agent.masking import masked_step  # noqa: PLC0415
+    from fleet_agent.outcomes import StepResult  # noqa: PLC0415
+
+    result = StepResult(planner.Start("a", "c1"), "failed", "bad env PASS=hunter22 for a")
+    envs = {"a": ["hunter22"], "b": ["for a"]}
+
+    assert masked_step(result, envs).message == "bad env PASS=*** for a"
+    assert masked_step(result, {"b": ["hunter22"]}) == result
