@@ -84,9 +84,10 @@ nats_device() {
     {user: "$id", password: "$pw", allowed_connection_types: ["MQTT"], permissions: {
       publish: ["$base.target.ack", "$base.availability", "$base.state", "$base.info",
                 "$base.summary", "$base.events", "$base.cmd.result", "$base.replies.>",
-                "$base.services.*", "$base.alerts.*", "$base.history.*"]
+                "$base.services.*", "$base.alerts.*", "$base.history.*",
+                "homeassistant.device.fleet-agent-$1.config"]
       subscribe: ["\$MQTT.sub.>", "$base.target", "$base.cmd.retry", "$base.cmd.reconcile",
-                  "$base.services.*", "$base.alerts.*", "$base.history.*"]
+                  "$base.services.*", "$base.alerts.*", "$base.history.*", "homeassistant.status"]
     }}
 EOT
 }
@@ -105,8 +106,8 @@ nats_accounts() {
     {user: "cloud", password: "$(<"$dir/cloud.password")", permissions: {
       publish: ["fleet.>"], subscribe: ["fleet.>", "\$MQTT.sub.>"]}}
     {user: "monitor", password: "$(<"$dir/monitor.password")", allowed_connection_types: ["MQTT"],
-     permissions: {publish: ["fleet.*.cmd.retry", "fleet.*.cmd.reconcile"],
-                   subscribe: ["fleet.>", "\$MQTT.sub.>"]}}
+     permissions: {publish: ["fleet.*.cmd.retry", "fleet.*.cmd.reconcile", "homeassistant.status"],
+                   subscribe: ["fleet.>", "homeassistant.>", "\$MQTT.sub.>"]}}
 EOT
     for f in "$dir"/*.password; do
       id=$(basename "$f" .password)
