@@ -195,6 +195,8 @@ class Client:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
+        self._acked: set[int] = set()
         self.dropped = False
         self.error: Exception | None = None
         try:
@@ -220,7 +222,13 @@ class Client:
             self.messages.append((message.topic, bytes(message.payload), bool(message.retain)))
 
     def subscribe(self, topic: str) -> None:
-        self.client.subscribe(topic, qos=1)
+        """Subscribe and wait for the broker's answer (granted or not), so nothing published
+        after this returns can race the subscription."""
+        _, mid = self.client.subscribe(topic, qos=1)
+        wait_for(lambda: mid in self._acked, timeout=10, what=f"SUBACK for {topic}")
+
+    def _on_subscribe(self, _c: Any, _u: Any, mid: int, *_: Any) -> None:
+        self._acked.add(mid)
 
     def publish(self, topic: str, payload: bytes | str, retain: bool = False) -> None:
         info = self.client.publish(topic, payload, qos=1, retain=retain)
