@@ -7,8 +7,6 @@ are refusals with code 403 and one error per problem. Pure: the host path resolv
 
 from __future__ import annotations
 
-import posixpath
-
 import msgspec
 
 from fleet_agent import policy, signing
@@ -22,7 +20,7 @@ class Admission(msgspec.Struct, frozen=True):
     rules: policy.Policy = policy.Policy()
     trust: signing.Trust | None = None
     state_dir: str | None = None
-    resolve: policy.Resolve = posixpath.normpath
+    resolve: policy.Resolve = policy.clean
 
     def open(self, payload: bytes, now: float) -> signing.Opened:
         return signing.open_payload(payload, self.trust, self.device_id, now)

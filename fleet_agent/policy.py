@@ -44,6 +44,12 @@ class PolicyError(Exception):
     pass
 
 
+def clean(path: str) -> str:
+    """`..` and `.` folded, repeated slashes too (`//etc` is `/etc` to the engine, while
+    `normpath` keeps a leading `//`)."""
+    return "/" + posixpath.normpath(path).lstrip("/")
+
+
 class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Keys of the policy file (TOML); without a file these defaults hold."""
 
@@ -60,7 +66,7 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class Context(msgspec.Struct, frozen=True):
     device_id: str
     state_dir: str | None = None
-    resolve: Resolve = posixpath.normpath
+    resolve: Resolve = clean
 
 
 def load(path: Path) -> Policy:
@@ -161,7 +167,7 @@ def _volume(volume: str, path: str, policy: Policy, ctx: Context) -> Iterator[Fi
             message = f"{source!r} is neither a volume name nor an absolute host path"
             yield FieldError(path, message)
         return
-    resolved = ctx.resolve(posixpath.normpath(source))
+    resolved = clean(ctx.resolve(clean(source)))
     reason = bind_refusal(resolved, policy, ctx.state_dir)
     if reason is not None:
         shown = source if resolved == source else f"{source} (resolved to {resolved})"
@@ -174,10 +180,10 @@ def bind_refusal(host: str, policy: Policy, state_dir: str | None) -> str | None
     A protected path (`SENSITIVE`, the state dir) is reachable only through an allowed prefix
     at or below it (`/etc/myapp` allows `/etc/myapp/x`), and a bind that contains one (`/`)
     only when the policy names that protected path itself."""
-    allowed = [posixpath.normpath(p) for p in policy.bind_prefixes]
+    allowed = [clean(p) for p in policy.bind_prefixes]
     if not any(_under(host, a) for a in allowed):
         return f"outside the allowed host paths {', '.join(allowed) or '(none)'}"
-    protected = [*SENSITIVE, *([posixpath.normpath(state_dir)] if state_dir else [])]
+    protected = [*SENSITIVE, *([clean(state_dir)] if state_dir else [])]
     for spot in protected:
         named = spot in allowed
         if spot == host or (spot != "/" and _under(host, spot)):
@@ -195,7 +201,7 @@ def _device(device: str, path: str, policy: Policy, ctx: Context) -> Iterator[Fi
         host = hostkeys.device_mapping(device).host
     except ValueError:
         return  # validation reports it
-    resolved = ctx.resolve(posixpath.normpath(host))  # the device a symlink really names
+    resolved = clean(ctx.resolve(clean(host)))  # the device a symlink really names
     if not any(fnmatch.fnmatchcase(resolved, glob) for glob in policy.devices):
         shown = host if resolved == host else f"{host} (resolved to {resolved})"
         yield FieldError(path, f"device {shown} is not allowed by the policy")

@@ -231,3 +231,12 @@ def test_a_device_is_judged_by_what_its_symlink_names(tmp_path: Path) -> None:
     assert error.path == f"{SVC}.config.devices[0]"
     assert "resolved to /dev/null" in error.message
     assert paths(decoded(devices=["/dev/null"]), Policy(devices=["/dev/null"]), ctx) == []
+
+
+@pytest.mark.parametrize("source", ["//etc", "///etc/", "/srv/./../etc", "/srv//..//etc"])
+def test_repeated_slashes_and_dots_never_hide_a_protected_path(source: str) -> None:
+    rules = Policy(bind_prefixes=["/"])
+
+    [error] = violations(decoded(volumes=[f"{source}:/x"]), rules, CTX)
+
+    assert "/etc is protected" in error.message
