@@ -304,7 +304,11 @@ class FleetClient:
             self._connect_error = f"connection refused: {reason}"
             return
         private = [f"{self._private}/sync", f"{self._private}/reply"]
-        client.subscribe([(f, 1) for f in [*self._filters, *private]])
+        # The fleet's topics at QoS 0: a broker holds at most `max_queued_messages` (Mosquitto:
+        # 1000) QoS 1 messages per client and drops the rest, so a QoS 1 subscription lost most
+        # of a 1,000-device snapshot (and the sync marker behind it). Retained state comes
+        # again after every reconnect; our own sync and reply topics stay at QoS 1.
+        client.subscribe([(f, 0) for f in self._filters] + [(f, 1) for f in private])
 
     def _on_connect_fail(self, _client: mqtt.Client, _u: Any) -> None:
         self._connect_error = "connection failed"
