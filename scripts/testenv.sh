@@ -93,7 +93,7 @@ deps() {
   command -v nats-server >/dev/null || pkgs+=(nats-server)
   command -v curl >/dev/null || pkgs+=(curl)
   command -v openssl >/dev/null || pkgs+=(openssl)
-  command -v chromium >/dev/null || pkgs+=(chromium) # the Node-RED dashboard test's browser
+  command -v chromium >/dev/null || pkgs+=(chromium) # browser tests: Node-RED, dashboard
   command -v npm >/dev/null || pkgs+=(npm)           # Node-RED for the example flows' tests
   (( ${#pkgs[@]} )) || return 0
   [[ $(id -u) == 0 ]] || die "deps: must be root to install: ${pkgs[*]}"
