@@ -56,6 +56,55 @@ def test_html_in_payloads_renders_as_text_in_rows_alerts_and_the_drawer(
     )
 
 
+def test_badges_show_progress_exits_and_exhausted_retries_and_the_filters_narrow_the_list(
+    dashboard: Callable[..., DashboardProcess], publisher: Publisher, page: Page
+) -> None:
+    device = "sim-badges"
+    progress = {"percent": 42, "bytesDone": 42, "bytesTotal": 100}
+    exhausted = pull_error("gone", retry=10) | {
+        "type": "ErrImagePull", "exhausted": True, "nextRetry": None,
+    }  # fmt: skip
+    publisher.send(
+        [
+            (f"fleet/{device}/availability", "online"),
+            (
+                f"fleet/{device}/services/dl",
+                service_status(device, "dl", serviceStatus="downloading", progress=progress),
+            ),
+            (
+                f"fleet/{device}/services/job",
+                service_status(device, "job", serviceStatus="exited", exitCode=0),
+            ),
+            (f"fleet/{device}/services/gone", service_status(device, "gone", exhausted)),
+            *sim_device("sim-calm", services=1),
+            ("fleet/sim-away/availability", "offline"),
+        ]
+    )
+    page.goto(dashboard().url)
+    row = page.locator(f'article[data-id="{device}"]')
+    expect(row.locator('li[data-service="dl"] .badge')).to_have_text("Downloading 42 %")
+    expect(row.locator('li[data-service="dl"] progress')).to_have_attribute("value", "42")
+    expect(row.locator('li[data-service="job"] .badge')).to_have_text("Exited (0)")
+    gone = row.locator('li[data-service="gone"]')
+    expect(gone.locator(".badge")).to_have_text("ErrImagePull")
+    expect(gone.locator(".retries")).to_have_text("10/10")
+    expect(gone.locator(".exhausted")).to_have_text("exhausted")
+    assert gone.locator(".countdown").count() == 0
+    ids = page.locator("article.device:visible")
+    expect(ids).to_have_count(3)
+    assert ids.first.get_attribute("data-id") == device  # problems first
+    page.select_option("#status-filter", "offline")
+    expect(ids).to_have_count(1)
+    expect(ids.first).to_have_attribute("data-id", "sim-away")
+    page.select_option("#status-filter", "all")
+    page.fill("#filter", "calm")
+    expect(ids).to_have_count(1)
+    expect(ids.first).to_have_attribute("data-id", "sim-calm")
+    page.fill("#filter", "ErrImagePull")
+    expect(ids).to_have_count(1)
+    expect(ids.first).to_have_attribute("data-id", device)
+
+
 def test_the_page_reconnects_by_itself_after_the_server_restarts(
     dashboard: Callable[..., DashboardProcess], publisher: Publisher, page: Page
 ) -> None:
