@@ -7,12 +7,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.integration.brokers import PrivateMosquitto
 from tests.integration.dashboard.kit import CHROMIUM, CHROMIUM_FLAGS, DashboardProcess, Publisher
 
 pytestmark = pytest.mark.integration
+# Waiting for what the page shows may take a while on a loaded 2-core machine; no assertion
+# here is about speed (the 1,000-device load time is asserted generously, on its own).
+expect.set_options(timeout=30_000)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from tests.integration.dashboard.kit import (
     service_status,
     sim_device,
 )
+from tests.integration.helpers import wait_for
 
 HOSTILE = '<script>window.pwned = 1</script><img src="x" onerror="window.pwned = 2"><b>bold</b>'
 
@@ -154,12 +155,16 @@ def test_a_thousand_devices_load_in_the_browser_and_live_updates_are_coalesced(
             burst.append((f"fleet/{device}/services/svc-1", service_status(device, "svc-1", error)))
     started = time.monotonic()
     publisher.send(burst)  # 300 messages
+    selector = 'article[data-id="sim-0100"] li[data-service="svc-1"] .msg'
+    shown = f"document.querySelector({selector!r})?.textContent === 'round 2'"
+    wait_for(lambda: page.evaluate(shown), timeout=30, interval=0.05, what="the last change")
+    seconds = time.monotonic() - started
     last = page.locator('article[data-id="sim-0100"] li[data-service="svc-1"]')
     expect(last.locator(".msg")).to_have_text("round 2")
     expect(last.locator(".badge")).to_have_text("ImagePullBackOff")
     after = page.evaluate("({...window.fleetDashboard})")
     print(
-        f"300 messages shown in {time.monotonic() - started:.2f} s with "
+        f"300 messages shown in {seconds:.2f} s with "
         f"{after['updates'] - before['updates']} updates, "
         f"{after['rowsDrawn'] - before['rowsDrawn']} rows drawn"
     )
