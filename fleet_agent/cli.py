@@ -31,7 +31,7 @@ OPERATOR_COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("fleet_agent.operator.validate_cmd", "check a target offline, policy included"),
     "keygen": ("fleet_agent.operator.keygen_cmd", "make an Ed25519 key pair for signing targets"),
     "sign": ("fleet_agent.operator.sign_cmd", "sign a target file for one device (JWS, EdDSA)"),
-    "dashboard": ("fleet_agent.operator.dashboard.command", "the fleet live in a web browser"),
+    "dashboard": ("fleet_agent.operator.dashboard_cmd", "the fleet live in a web browser"),
 }
 
 
