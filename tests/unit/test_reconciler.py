@@ -11,7 +11,7 @@ import pytest
 from fleet_agent.ports import ContainerEvent
 from fleet_agent.workers import Pool, ThreadPerJob
 
-from .fake_engine import FakeClock, FakeEngine
+from .fake_engine import FakeEngine
 from .scenario import Scenario
 
 IMG = "reg.local/app:1"
@@ -290,20 +290,3 @@ def test_a_restarted_agent_keeps_restart_count_history_and_alert(tmp_path: Path)
     assert again.report.history["app"][: len(history)] == history
     assert again.report.alerts["app"].raised_at == raised
     assert again.changes() == []  # nothing raised anew
-
-
-def test_a_restart_after_a_reboot_moves_deadlines_by_the_wall_time_that_passed(
-    tmp_path: Path,
-) -> None:
-    s = crash_looping(tmp_path)
-    remaining = s.wakes[-1] - s.clock.mono  # 10 s until the retry
-    rebooted = FakeClock(mono=5.0, wall=s.clock.wall_time + 4.0)  # a new boot, 4 s later
-    s.reconciler.memory.boot = "boot-1"
-    s.reconciler.memory._written = None
-    s.reconciler.memory.save(s.reconciler.runtimes, s.reconciler.feed)
-
-    again = Scenario(tmp_path, s.engine, rebooted)
-    again.reconciler.memory.boot = "boot-2"
-    runtimes, _ = again.reconciler.memory.load("dev-001")
-
-    assert runtimes["app"].crash.next_retry == pytest.approx(5.0 + remaining - 4.0)
