@@ -90,10 +90,11 @@ def service_status(
     keep = current_container(desired, mine)
     shown = keep or next((c for c in mine if c.running), None)
     state, crash = _state(desired, keep, runtime, pulling)
-    if doing is not None and not pulling:
+    healthy = keep is not None and keep.running
+    # a start under way whose container already runs has started: it is running
+    if doing is not None and not pulling and (doing == "stopping" or not healthy):
         state = doing
     # the contract: `error` is null whenever the service is healthy at its target
-    healthy = keep is not None and keep.running
     error = None if healthy else _error(runtime.crash if crash else runtime.deploy, ctx)
     service = desired.service
     return ServiceStatus(

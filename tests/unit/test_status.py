@@ -354,3 +354,26 @@ def test_a_report_names_the_services_whose_crash_backoff_has_not_been_reset() ->
 
     assert report.crash_settling == ["crashy"]
     assert [s.service_name for s in report.services] == ["calm", "crashy"]
+
+
+def test_a_service_whose_old_container_is_being_stopped_is_stopping() -> None:
+    ctx = StatusContext(DEVICE, 7, POLICY, T0)
+    old = container(SVC, "c-old", config_hash="old")
+
+    status = service_status(ctx, SVC, [old], runtime(SVC), False, "stopping")
+
+    assert (status.service_status, status.container_id) == ("stopping", "c-old")
+
+
+def test_a_start_under_way_whose_container_already_runs_is_running() -> None:
+    ctx = StatusContext(DEVICE, 7, POLICY, T0)
+    crashed = runtime(SVC, crash=failed([T0 - 5], kind="CrashLoopBackOff"))
+    up = container(SVC, "c-1")
+    down = container(SVC, "c-1", state="exited", exit_code=3)
+
+    running = service_status(ctx, SVC, [up], crashed, False, "starting")
+    restarting = service_status(ctx, SVC, [down], crashed, False, "starting")
+
+    assert (running.service_status, running.error) == ("running", None)
+    assert restarting.service_status == "starting"
+    assert restarting.error is not None and restarting.error.type == "CrashLoopBackOff"
