@@ -42,7 +42,9 @@ def test_a_new_service_runs_and_is_reported_while_another_takes_its_whole_stop_g
     first = service("stubborn", services.image1, 1, STUBBORN, restart="always")
     probe.publish("target", target(1, first), retain=True)
     agent.start(target_file=False)
-    old = probe.wait_json("services/stubborn", lambda s: s["serviceStatus"] == "running")
+    old = probe.wait_json(
+        "services/stubborn", lambda s: s["serviceStatus"] == "running", timeout=120
+    )
     mark = len(probe.messages)
 
     # stubborn's config changes (its container must be stopped: 10 s, it ignores SIGTERM),
@@ -61,7 +63,7 @@ def test_a_new_service_runs_and_is_reported_while_another_takes_its_whole_stop_g
             ),
             None,
         ),
-        timeout=40,
+        timeout=120,
         what="stubborn replaced",
     )
 
@@ -84,14 +86,14 @@ def test_docker_stop_under_on_failure_is_a_stop_by_hand_not_a_failure(
 ) -> None:
     agent.set_target(target(1, service("worker", services.image1, 1, SLEEP, restart="on-failure")))
     agent.start()
-    running = agent.wait_service("worker", lambda s: s["serviceStatus"] == "running")
+    running = agent.wait_service("worker", lambda s: s["serviceStatus"] == "running", timeout=120)
 
     api.stop(running["containerId"], timeout=1)  # sleep as PID 1 ignores SIGTERM: killed, 137
 
-    stopped = agent.wait_service("worker", lambda s: s["serviceStatus"] == "stopped")
+    stopped = agent.wait_service("worker", lambda s: s["serviceStatus"] == "stopped", timeout=120)
     assert (stopped["exitCode"], stopped["restartCount"], stopped["error"]) == (137, 0, None)
     agent.set_target(target(2, service("worker", services.image1, 1, SLEEP, restart="on-failure")))
-    later = agent.wait_service("worker", lambda s: s["targetVersion"] == 2)
+    later = agent.wait_service("worker", lambda s: s["targetVersion"] == 2, timeout=120)
     assert later["serviceStatus"] == "stopped" and later["restartCount"] == 0
     assert api.inspect_container(running["containerId"])["State"]["Running"] is False
 
@@ -109,7 +111,7 @@ def test_an_agent_restarted_mid_crash_loop_keeps_restart_count_history_and_alert
         retain=True,
     )
     agent.start(target_file=False)
-    probe.wait_json("services/crash", lambda s: s["restartCount"] >= 2, timeout=40)
+    probe.wait_json("services/crash", lambda s: s["restartCount"] >= 2, timeout=120)
     assert agent.stop() == 0  # SIGTERM, mid crash loop
     before = probe.json("services/crash")
     history = probe.json("history/crash")
@@ -118,10 +120,14 @@ def test_an_agent_restarted_mid_crash_loop_keeps_restart_count_history_and_alert
 
     agent.start(target_file=False)
 
-    first = wait_for(lambda: next((s for n, s in _statuses(probe, mark) if n == "crash"), None))
+    first = wait_for(
+        lambda: next((s for n, s in _statuses(probe, mark) if n == "crash"), None), timeout=120
+    )
     assert first["restartCount"] == before["restartCount"] >= 2
-    after = probe.wait_json("history/crash", lambda h: len(h) >= len(history))
+    after = probe.wait_json("history/crash", lambda h: len(h) >= len(history), timeout=120)
     assert after[: len(history)] == history  # the retained history keeps its old entries
     assert alert is not None and probe.json("alerts/crash")["raisedAt"] == alert["raisedAt"]
     # and the loop goes on counting from there
-    probe.wait_json("services/crash", lambda s: s["restartCount"] > before["restartCount"])
+    probe.wait_json(
+        "services/crash", lambda s: s["restartCount"] > before["restartCount"], timeout=120
+    )
