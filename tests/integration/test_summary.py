@@ -30,8 +30,14 @@ def receiver() -> Iterator[WebhookReceiver]:
     made.close()
 
 
-def _summary_after(probe: MqttProbe, moment: float) -> dict[str, Any]:
-    doc: dict[str, Any] = probe.wait_json("summary", lambda d: _ts(d["to"]) > moment, timeout=30)
+def _summary_after(
+    probe: MqttProbe, moment: float, seen: Any = lambda rows: True
+) -> dict[str, Any]:
+    """The first summary made after `moment` whose rows show what `seen` waits for (the pass
+    that reported it may still be handing its report to the other publishers)."""
+    doc: dict[str, Any] = probe.wait_json(
+        "summary", lambda d: _ts(d["to"]) > moment and seen(d["services"]), timeout=60
+    )
     return doc
 
 
@@ -62,7 +68,9 @@ def test_summary_of_a_compressed_day_counts_crashes_and_failures_and_survives_a_
     done = {n: agent.wait_service(n, lambda s: s["error"] and s["error"]["exhausted"], timeout=90)
             for n in ("crashy", "bad")}  # fmt: skip
     settled = time.time()
-    summary = _summary_after(probe, settled)
+    summary = _summary_after(
+        probe, settled, lambda r: "ErrImagePull" in r.get("bad", {}).get("errors", {})
+    )
     assert summary["deviceId"] == device_id
     assert _ts(summary["to"]) - _ts(summary["from"]) == pytest.approx(900, abs=0.01)
     rows = summary["services"]
@@ -90,14 +98,17 @@ def test_summary_of_a_compressed_day_counts_crashes_and_failures_and_survives_a_
 
     # The two leave the target; their counts stay in the summary, and survive a restart.
     agent.set_target(target(2, good))
-    left = time.time()
-    wait_for(lambda: agent.service("bad") is None and agent.service("crashy") is None)
-    before = _summary_after(probe, left + 1)["services"]
+    wait_for(lambda: agent.service("bad") is None and agent.service("crashy") is None, timeout=60)
+    left = time.time()  # the pass that removed them has been reported
+    gone = ("bad", "crashy")
+    before = _summary_after(
+        probe, left, lambda r: all(r.get(n, {}).get("status") == "removed" for n in gone)
+    )["services"]
     assert before["bad"]["status"] == before["crashy"]["status"] == "removed"
     assert agent.stop() == 0
     restarted = time.time()
     agent.start()
-    after = _summary_after(probe, restarted + 1)["services"]
+    after = _summary_after(probe, restarted)["services"]  # made by the new process
     for name in ("bad", "crashy"):
         assert after[name] == before[name]
     assert after["crashy"]["errors"] == {"CrashLoopBackOff": 3}

@@ -106,7 +106,7 @@ def test_a_hanging_receiver_delays_no_pass_and_gets_the_latest_state_of_each_ale
     for count in (1, 2):
         due, retried_at = _ts(attempts[count]["nextRetry"]), _ts(attempts[count + 1]["timestamp"])
         assert due <= retried_at < due + 5  # woken at its deadline, not by the periodic pass
-    assert agent.service("good")["serviceStatus"] == "running"  # type: ignore[index]
+    agent.wait_service("good", lambda s: s["serviceStatus"] == "running", timeout=60)
     # `bad` is fixed while the receiver is still down: its alert is raised, escalated, cleared.
     agent.set_target(target(2, good, service("bad", services.image2, 2, SLEEP), worse))
     agent.wait_service("bad", lambda s: s["serviceStatus"] == "running", timeout=60)
