@@ -30,6 +30,8 @@ from fleet_agent.mqtt import MqttLink
 from fleet_agent.ports import Clock, EngineAPI, EngineError, SystemClock
 from fleet_agent.publish import FilePublisher, Publisher
 from fleet_agent.reconciler import Reconciler
+from fleet_agent.simconfig import SimConfig, is_sim
+from fleet_agent.simengine import SimEngine
 from fleet_agent.spec import desired_services
 from fleet_agent.store import TargetStore
 from fleet_agent.wakeups import Wakeups
@@ -83,6 +85,18 @@ class TargetFileWatcher:
             self._seen, self._failed, self._retry_at = stamp, None, None
 
 
+def make_engine(settings: Settings) -> Engine | SimEngine:
+    """The Docker adapter, or the simulated engine when `docker_host` is `sim://...`."""
+    if is_sim(settings.docker_host):
+        return SimEngine(settings.device_id, SimConfig.from_url(settings.docker_host or ""))
+    return Engine(
+        settings.device_id,
+        settings.docker_host,
+        pull_timeout=settings.pull_timeout,
+        stop_timeout=settings.stop_timeout,
+    )
+
+
 class Agent:
     def __init__(
         self,
@@ -97,12 +111,7 @@ class Agent:
         state_dir = Path(settings.state_dir)
         self.store = TargetStore(state_dir, admission or config.admission(settings))
         self.publishers = [FilePublisher(state_dir), *(publishers or [])]
-        engine = Engine(
-            settings.device_id,
-            settings.docker_host,
-            pull_timeout=settings.pull_timeout,
-            stop_timeout=settings.stop_timeout,
-        )
+        engine = make_engine(settings)
         self.engine: EngineAPI = engine
         self.watcher = TargetFileWatcher(target_file, self.offer) if target_file else None
         self.link: MqttLink | None = None

@@ -19,6 +19,7 @@ import msgspec
 from fleet_agent import policy, signing
 from fleet_agent.admission import Admission
 from fleet_agent.backoff import BackoffPolicy
+from fleet_agent.simconfig import SimConfig, is_sim
 from fleet_agent.validate import NAME_PATTERN
 
 ENV_PREFIX = "FLEET_AGENT_"
@@ -78,6 +79,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(
                 f"mqtt_url {self.mqtt_url!r}: use mqtt://host:port, mqtts://host:port or none"
             )
+        if is_sim(self.docker_host):
+            SimConfig.from_url(self.docker_host or "")  # raises on a bad parameter
         for hook in self.webhook_urls:
             shown, parts = shown_url(hook), urlsplit(hook)
             if shown == "<bad url>" or parts.scheme not in ("http", "https") or not parts.hostname:
