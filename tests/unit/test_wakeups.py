@@ -111,3 +111,22 @@ def test_passes_never_overlap_and_a_stop_waits_for_the_running_one() -> None:
 
     assert alive_while_held
     assert len(passes.started) == 1  # the kick during the pass never ran: stopping
+
+
+def test_periodic_passes_come_once_per_interval_not_twice() -> None:
+    """A pass with nothing due asks to be woken one interval later, as the reconciler does;
+    that deadline is the periodic pass itself, not a second pass beside it."""
+    interval = 0.5
+    started: list[float] = []
+
+    def run_pass() -> float:
+        started.append(time.monotonic())
+        return time.monotonic() + interval
+
+    wakeups = Wakeups(run_pass, interval, time.monotonic)
+    wakeups.start()
+    try:
+        time.sleep(4 * interval + 0.2)  # periodic passes at 0, 1, 2, 3 and 4 intervals
+    finally:
+        wakeups.stop()
+    assert 1 <= len(started) <= 5, [round(t - started[0], 2) for t in started]
