@@ -119,6 +119,20 @@ class Engine:
         self._own_stops &= {row["Id"] for row in rows}  # forget containers that are gone
         return [_container(row) for row in rows]
 
+    def image_present(self, image: str) -> bool:
+        """Whether a pinned image is on the device; a floating tag (`latest`) never counts, as
+        it is pulled again whenever a container is created."""
+        if reference.parse(image).floating:
+            return False
+        try:
+            with _translated():
+                self.api.inspect_image(image)
+            return True
+        except EngineError as exc:
+            if exc.kind != "not_found":
+                raise
+            return False
+
     def ensure_image(
         self,
         image: str,
@@ -128,14 +142,8 @@ class Engine:
         """Pull unless present; a floating tag (`latest`) is always pulled again. A cancel
         closes the pull's socket, so even a stalled registry lets go at once."""
         ref = reference.parse(image)
-        if not ref.floating:
-            try:
-                with _translated():
-                    self.api.inspect_image(image)
-                return
-            except EngineError as exc:
-                if exc.kind != "not_found":
-                    raise
+        if self.image_present(image):
+            return
         try:
             self._pull(ref, cancel)
         except EngineError as exc:

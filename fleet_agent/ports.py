@@ -99,6 +99,11 @@ class EngineAPI(Protocol):
         """This device's containers (labelled with its device id), in one call."""
         ...
 
+    def image_present(self, image: str) -> bool:
+        """Whether a pinned image is on the device (a floating tag never is: it is pulled
+        again for every new container)."""
+        ...
+
     def ensure_image(
         self,
         image: str,

@@ -147,6 +147,7 @@ class Reconciler:
                 self.runtimes[name] = retry_now(self.runtimes[name])
             self.puller.cancel_others((s.name, s.config_hash) for s in desired)
             events += self._collect_pulls(now, wall)
+            self._find_images(desired, containers, now)
             plan = planner.plan(
                 self.settings.device_id,
                 desired,
@@ -274,6 +275,31 @@ class Reconciler:
         counts = not (self._unobserved or runtime.stopped_by_user)
         runtime = settle_crash(runtime, now, self.settings.crash_reset_after)
         return record_exit(runtime, keep, details, restart, self.policy, now, counts, wall)
+
+    def _find_images(
+        self, desired: list[DesiredService], containers: list[Container], now: float
+    ) -> None:
+        """A service to (re)create whose image is on the device already needs no pull: it is
+        replaced in this very pass, so a change shows as one status, not `downloading` first."""
+        grouped = planner.by_service(containers)
+        under_way = self.puller.under_way()
+        present: dict[str, bool] = {}
+        for service in desired:
+            runtime = self.runtimes[service.name]
+            if runtime.image_ready or (service.name, service.config_hash) in under_way:
+                continue
+            if not runtime.deploy.due(now):
+                continue
+            if planner.current_container(service, grouped.get(service.name, [])) is not None:
+                continue
+            image = service.service.image_name
+            try:
+                if image not in present:
+                    present[image] = self.engine.image_present(image)
+            except (EngineError, ValueError):
+                present[image] = False  # the pull says why
+            if present[image]:
+                self.runtimes[service.name] = replace(runtime, image_ready=True)
 
     def _collect_pulls(self, now: float, wall: float) -> list[Event]:
         events: list[Event] = []

@@ -84,6 +84,11 @@ class SimEngine:
         labels = spec.labels
         return labels.get(LABEL_MANAGED) == "true" and labels.get(LABEL_DEVICE) == self.device_id
 
+    def image_present(self, image: str) -> bool:
+        self.calls += 1
+        with self._lock:
+            return not reference.parse(image).floating and image in self._images
+
     def ensure_image(
         self,
         image: str,
@@ -91,11 +96,8 @@ class SimEngine:
         progress: Callable[[PullProgress], None] | None = None,  # not reported
     ) -> None:
         ref = reference.parse(image)
-        if not ref.floating:
-            self.calls += 1  # inspect
-            with self._lock:
-                if image in self._images:
-                    return
+        if self.image_present(image):
+            return
         self.calls += 1
         deadline = time.monotonic() + self.config.pull_delay
         while (left := deadline - time.monotonic()) > 0:

@@ -215,3 +215,10 @@ def test_another_devices_containers_are_neither_listed_nor_followed(rig: Rig) ->
 
 def _fields(spec: ContainerSpec) -> dict[str, Any]:
     return {f: getattr(spec, f) for f in spec.__struct_fields__}
+
+
+def test_an_image_is_present_once_pulled_and_a_floating_tag_never_is(rig: Rig) -> None:
+    assert not rig.engine.image_present(rig.missing)
+    rig.engine.ensure_image(rig.image)
+    assert rig.engine.image_present(rig.image)
+    assert not rig.engine.image_present(rig.image.rsplit(":", 1)[0] + ":latest")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 
 from msgspec.structs import replace
 
+from fleet_agent import reference
 from fleet_agent.ports import Cancel, ContainerEvent, EngineError, PullProgress
 from fleet_agent.runtime import Container, ExitDetails
 from fleet_agent.spec import LABEL_CONFIG_HASH, LABEL_SERVICE, ContainerSpec
@@ -68,6 +69,11 @@ class FakeEngine:
             raise EngineError("timeout", "engine did not answer in time")
         with self._lock:
             return sorted(self.containers.values(), key=lambda c: c.id)
+
+    def image_present(self, image: str) -> bool:
+        self._check("inspect", image)
+        with self._lock:
+            return not reference.parse(image).floating and image in self.images
 
     def ensure_image(
         self, image: str, cancel: Cancel, progress: Callable[[PullProgress], None] | None = None

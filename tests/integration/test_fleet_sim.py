@@ -1,0 +1,60 @@
+"""Real agents on simulated engines over a real Mosquitto: a fleet, and what one change costs.
+
+The agents are the real thing (reconciler, backoff, wake-ups, MQTT link); only the engine is
+`SimEngine`. The fleet test is a short version of `bench/fleet_scale.py`; it asserts that every
+device converges, never how fast.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench.fleet import Fleet, FleetWatcher, make_target, publish_targets
+from tests.integration.brokers import PrivateMosquitto
+
+
+def test_a_hundred_simulated_devices_all_converge_and_follow_a_new_version(
+    broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    watcher = FleetWatcher(broker.url)
+    try:
+        with Fleet([broker.url], 100, tmp_path, sim_url="sim://?pull_delay=0.2") as fleet:
+            publish_targets(broker.url, fleet.device_ids, make_target(1, services=3))
+            done = watcher.wait_converged(fleet.device_ids, 1, timeout=120)
+            assert done is not None, watcher.missing(fleet.device_ids, 1)[:5]
+            publish_targets(broker.url, fleet.device_ids, make_target(2, services=3, change=1))
+            done = watcher.wait_converged(fleet.device_ids, 2, timeout=120)
+            assert done is not None, watcher.missing(fleet.device_ids, 2)[:5]
+    finally:
+        watcher.close()
+
+
+def test_a_new_version_sends_each_retained_topic_at_most_once_and_nothing_for_the_unchanged(
+    broker: PrivateMosquitto, tmp_path: Path
+) -> None:
+    """55 services of which 5 change: one message per retained topic that changed, and no
+    history or event for the 50 services that stayed as they were."""
+    watcher = FleetWatcher(broker.url, keep_messages=True)
+    try:
+        with Fleet([broker.url], 1, tmp_path) as fleet:
+            devices = fleet.device_ids
+            publish_targets(broker.url, devices, make_target(1, services=55))
+            assert watcher.wait_converged(devices, 1, timeout=60) is not None
+            time.sleep(0.5)  # let the last messages of version 1 arrive
+            before = len(watcher.messages)
+            publish_targets(broker.url, devices, make_target(2, services=55, change=5))
+            assert watcher.wait_converged(devices, 2, timeout=60) is not None
+            time.sleep(1.0)  # anything late would still be counted
+            topics = Counter(topic for topic, _ in watcher.messages[before:])
+    finally:
+        watcher.close()
+    base = f"fleet/{devices[0]}"
+    retained = {t: n for t, n in topics.items() if not t.endswith(("/events", "/target"))}
+    assert {t: n for t, n in retained.items() if n > 1} == {}
+    changed = {f"s{i}" for i in range(5)}
+    history = {t.rsplit("/", 1)[1] for t in topics if t.startswith(f"{base}/history/")}
+    assert history <= changed
+    events = [p for t, p in watcher.messages[before:] if t == f"{base}/events"]
+    assert events and all(any(f'"service":"{s}"' in p for s in changed) for p in events)
