@@ -30,6 +30,7 @@ import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.common import no_delay
 from fleet_agent import logs
 from fleet_agent.agent import Agent
 from fleet_agent.config import Settings
@@ -120,6 +121,7 @@ def _client(url: str, name: str) -> mqtt.Client:
         protocol=mqtt.MQTTv311,
     )
     client.max_inflight_messages_set(1000)
+    client.on_socket_open = no_delay
     client.connect(host, int(port or 1883))
     client.loop_start()
     return client

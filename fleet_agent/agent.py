@@ -189,12 +189,13 @@ class Agent:
             log.error(
                 "target rejected", source=source, code=ack.code, version=ack.version, errors=errors
             )
+        # First: the pass it kicks need not wait for the ack to be written and sent.
+        self.reconciler.note_ack(ack)  # the device alert follows what was rejected; kicks
         for publisher in self.publishers:
             try:
                 publisher.ack(ack)
             except Exception:
                 log.exception("publishing the ack failed", publisher=type(publisher).__name__)
-        self.reconciler.note_ack(ack)  # the device alert follows what was rejected; kicks
         return ack
 
     def command(self, name: str, payload: bytes) -> CommandResult:

@@ -20,6 +20,7 @@ from msgspec.structs import replace
 from fleet_agent import feed, logs, masking, planner
 from fleet_agent.backoff import Backoff
 from fleet_agent.config import Settings
+from fleet_agent.images import KnownImages
 from fleet_agent.inbox import Inbox
 from fleet_agent.intake import NO_TARGET
 from fleet_agent.memory import Memory
@@ -93,6 +94,7 @@ class Reconciler:
         self.steps = StepRunner(engine, workers, kick)
         pulls = pull_workers or Pool("pull", settings.pull_concurrency)
         self.puller = Puller(engine, pulls, kick)
+        self.images = KnownImages(engine)
         self._lock = threading.Lock()
 
     def close(self, timeout: float = CLOSE_WAIT) -> None:
@@ -180,6 +182,8 @@ class Reconciler:
             if name in self.runtimes:
                 runtime = apply_step(self.runtimes[name], result, self.policy, now, wall)
                 self.runtimes[name] = runtime
+            if isinstance(result.step, planner.Create) and result.error_kind == "not_found":
+                self.images.gone(result.step.spec.image)  # asked about again next time
             events.append(step_event(self.settings.device_id, result, wall))
         return events
 
@@ -283,27 +287,22 @@ class Reconciler:
         replaced in this very pass, so a change shows as one status, not `downloading` first."""
         grouped = planner.by_service(containers)
         under_way = self.puller.under_way()
-        present: dict[str, bool] = {}
+        self.images.seen(containers)
         for service in desired:
             runtime = self.runtimes[service.name]
-            if runtime.image_ready or (service.name, service.config_hash) in under_way:
-                continue
-            if not runtime.deploy.due(now):
+            waiting = runtime.image_ready or (service.name, service.config_hash) in under_way
+            if waiting or not runtime.deploy.due(now):
                 continue
             if planner.current_container(service, grouped.get(service.name, [])) is not None:
                 continue
-            image = service.service.image_name
-            try:
-                if image not in present:
-                    present[image] = self.engine.image_present(image)
-            except (EngineError, ValueError):
-                present[image] = False  # the pull says why
-            if present[image]:
+            if self.images.present(service.service.image_name):
                 self.runtimes[service.name] = replace(runtime, image_ready=True)
 
     def _collect_pulls(self, now: float, wall: float) -> list[Event]:
         events: list[Event] = []
         for result in self.puller.collect():
+            if result.error_kind is None:
+                self.images.pulled(result.image)
             runtime = self.runtimes.get(result.service)
             if runtime is not None and result.error_kind != CANCELLED:
                 runtime = apply_pull(runtime, result, self.policy, now, wall)
@@ -325,7 +324,8 @@ class Reconciler:
         ctx = StatusContext(self.settings.device_id, version, self.policy, wall, now)
         runtimes = {s.name: runtime_for(s, self.runtimes.get(s.name)) for s in desired}
         pulling, busy = self.puller.under_way(), self.steps.busy()
-        return build_report(ctx, desired, containers, runtimes, pulling, events, busy)
+        report = build_report(ctx, desired, containers, runtimes, pulling, events, busy)
+        return replace(report, provisional=bool(busy)) if busy else report
 
     def _publish(self, report: Report, wall: float) -> None:
         """Complete the report in the core (alerts, their changes, history, state events),

@@ -23,6 +23,9 @@ class Report(msgspec.Struct, frozen=True, rename="camel"):
     alerts: dict[str, Alert] = {}  # the active alerts by service, `_agent` for the device
     alert_changes: list[AlertChange] = []  # this pass's alert transitions
     history: dict[str, list[HistoryEntry]] = {}  # each service's last transitions
+    # steps are under way: the pass their end kicks follows at once (a transport may wait for
+    # it, so a quick replacement shows as one retained message, not one per step)
+    provisional: bool = False
 
 
 def content_key(report: Report) -> bytes:

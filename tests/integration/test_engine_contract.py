@@ -219,6 +219,6 @@ def _fields(spec: ContainerSpec) -> dict[str, Any]:
 
 def test_an_image_is_present_once_pulled_and_a_floating_tag_never_is(rig: Rig) -> None:
     assert not rig.engine.image_present(rig.missing)
-    rig.engine.ensure_image(rig.image)
+    rig.engine.ensure_image(rig.image, Cancel())
     assert rig.engine.image_present(rig.image)
     assert not rig.engine.image_present(rig.image.rsplit(":", 1)[0] + ":latest")
