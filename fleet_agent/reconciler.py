@@ -56,7 +56,8 @@ from fleet_agent.workers import Pool, ThreadPerJob, Workers
 
 log = structlog.get_logger(__name__)
 ENGINE_DOWN_POLL = 5.0
-DIE_SETTLE, DIE_SETTLE_MAX = 0.05, 5.0
+# A died container is listed `running` for some ms more: look again this soon (one list each).
+DIE_SETTLE, DIE_SETTLE_MAX = 0.01, 5.0
 # An engine that shuts down stops every container the way a person would; its last `stop`
 # event comes right before its event stream breaks. Stops and failures this close before an
 # outage are the engine's; a stop by hand made earlier stays one.
