@@ -143,9 +143,27 @@ def wait_until(probe: Any, timeout: float, interval: float = 0.002) -> Any:
     raise TimeoutError(f"timed out after {timeout}s")
 
 
+def device_python() -> str:
+    """A Python with fleet-agent and only its device dependencies (no operator extras such as
+    rich, which structlog would load): what a device runs. Made once under .run/."""
+    venv = REPO / ".run" / "device-venv"
+    python = venv / "bin" / "python"
+    stamp = venv / ".installed"
+    if not stamp.exists() or (REPO / "pyproject.toml").stat().st_mtime > stamp.stat().st_mtime:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        subprocess.run([*pip, "-e", str(REPO)], check=True)
+        stamp.touch()
+    return str(python)
+
+
 @contextmanager
 def agent_process(
-    env: dict[str, str], device: str, workdir: Path, **settings: Any
+    env: dict[str, str],
+    device: str,
+    workdir: Path,
+    python: str = sys.executable,
+    **settings: Any,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`fleet-agent run` as a child process on MQTT (the contract's topics), stopped after."""
     variables = {
@@ -160,7 +178,7 @@ def agent_process(
     variables.update({f"FLEET_AGENT_{k.upper()}": str(v) for k, v in settings.items()})
     log = (workdir / f"{device}.log").open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fleet_agent.cli", "run"], env=variables, stdout=log, stderr=log
+        [python, "-m", "fleet_agent.cli", "run"], env=variables, stdout=log, stderr=log
     )
     try:
         yield proc

@@ -155,9 +155,11 @@ class FleetWatcher:
         self.count = 0
         self.by_kind: dict[str, int] = {}
         self.converged: dict[tuple[str, int], float] = {}
+        self.online: set[str] = set()
         self._lock = threading.Lock()
         self.clients = [
             _subscribed(url, "states", f"{prefix}/+/state", 1, self._on_state),
+            _subscribed(url, "online", f"{prefix}/+/availability", 1, self._on_availability),
             _subscribed(url, "counter", f"{prefix}/#", 0, self._on_any),
         ]
 
@@ -168,6 +170,23 @@ class FleetWatcher:
             if state.converged and state.target_version is not None:
                 with self._lock:
                     self.converged.setdefault((device, state.target_version), time.time())
+
+    def _on_availability(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
+        device = message.topic.split("/")[1]
+        with self._lock:
+            if message.payload == b"online":
+                self.online.add(device)
+            else:
+                self.online.discard(device)
+
+    def wait_online(self, devices: list[str], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self.online.issuperset(devices):
+                    return True
+            time.sleep(0.1)
+        return False
 
     def _on_any(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
         parts = message.topic.split("/")
@@ -222,10 +241,16 @@ def _worker(argv: list[str]) -> None:
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--sim-url", default="sim://")
     args = parser.parse_args(argv)
     logs.configure("json", logging.ERROR)
     fleet = Fleet(
-        args.brokers.split(","), args.count, args.workdir, first=args.first, run_id=args.run_id
+        args.brokers.split(","),
+        args.count,
+        args.workdir,
+        first=args.first,
+        run_id=args.run_id,
+        sim_url=args.sim_url,
     )
     fleet.start()
     print(json.dumps({"ready": fleet.device_ids}), flush=True)

@@ -1,0 +1,187 @@
+"""Benchmark 7: a fleet of N simulated devices, on one Mosquitto and on a three-node NATS
+cluster (MQTT 3.1.1), publish-to-converged time, broker message rate and memory.
+
+    python -m bench.fleet_scale [--sizes 100,500,1000] [--brokers mosquitto,nats]
+                                [--per-process 250] [--services 3]
+
+Every device is the real agent (`bench/fleet.py`: reconciler, backoff, wake-ups, its own MQTT
+connection) on a simulated engine (pulls take 0.2 s), `--per-process` agents per worker
+process. On NATS the agents are spread over the three nodes and the targets are published on
+the first. Once every device says `online`, one client publishes a retained target to each;
+the figure is the time from the first publish to the last device reporting `converged` at
+that version, the messages the broker delivered to a subscriber of `fleet/#` in that time (a
+rate per second), the workers' RSS per device and the broker's RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench import common
+from bench.fleet import FleetWatcher, make_target, publish_targets
+from tests.integration.brokers import NatsCluster, free_port
+
+SIM = "sim://?pull_delay=0.2"
+
+
+class Mosquitto:
+    """One Mosquitto of the benchmark's own: no per-client queue limit, no Nagle."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.config = workdir / "mosquitto.conf"
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "set_tcp_nodelay true\nmax_queued_messages 0\nmax_inflight_messages 0\n"
+        )
+        self.log = (workdir / "mosquitto.log").open("ab")
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"mqtt://127.0.0.1:{self.port}"]
+
+    def start(self) -> None:
+        self.procs = [
+            subprocess.Popen(
+                ["mosquitto", "-c", str(self.config)], stdout=self.log, stderr=self.log
+            )
+        ]
+        time.sleep(0.5)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+            proc.wait(10)
+
+
+class Nats(NatsCluster):
+    @property
+    def urls(self) -> list[str]:
+        return [f"mqtt://127.0.0.1:{port}" for port in self.mqtt_ports]
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def run_fleet(urls: list[str], broker_pids: list[int], size: int, args: Any) -> dict[str, Any]:
+    run_id = uuid.uuid4().hex[:6]
+    workers: list[subprocess.Popen[str]] = []
+    devices: list[str] = []
+    watcher = FleetWatcher(urls[0])
+    with tempfile.TemporaryDirectory() as workdir:
+        try:
+            started = time.monotonic()
+            for index in range(math.ceil(size / args.per_process)):
+                first = index * args.per_process
+                count = min(args.per_process, size - first)
+                workers.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "bench.fleet",
+                            "worker",
+                            "--brokers",
+                            ",".join(urls),
+                            "--count",
+                            str(count),
+                            "--first",
+                            str(first),
+                            "--run-id",
+                            run_id,
+                            "--workdir",
+                            workdir,
+                            "--sim-url",
+                            SIM,
+                        ],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        text=True,
+                        cwd=common.REPO,
+                    )
+                )
+            for worker in workers:
+                assert worker.stdout is not None
+                devices += json.loads(worker.stdout.readline())["ready"]
+            if not watcher.wait_online(devices, timeout=600):
+                raise RuntimeError(f"{len(devices) - len(watcher.online)} devices never online")
+            connect_s = time.monotonic() - started
+            time.sleep(2)
+            before = watcher.count
+            sent = time.time()
+            published = publish_targets(urls[0], devices, make_target(1, args.services))
+            done = watcher.wait_converged(devices, 1, timeout=args.timeout)
+            delivered = watcher.count - before
+            missing = len(watcher.missing(devices, 1))
+            rss = []
+            for worker in workers:
+                assert worker.stdin is not None and worker.stdout is not None
+                worker.stdin.write("\n")
+                worker.stdin.flush()
+                rss.append(json.loads(worker.stdout.readline())["rss_kib"])
+            broker_rss = sum(_rss_kib(pid) for pid in broker_pids)
+        finally:
+            for worker in workers:
+                try:
+                    worker.wait(120)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+            watcher.close()
+    window = (done or time.time()) - sent
+    return {
+        "devices": size,
+        "processes": len(workers),
+        "connect_s": round(connect_s, 1),
+        "publish_s": round(published - sent, 2),
+        "publish_to_all_converged_s": round(done - sent, 2) if done else None,
+        "not_converged": missing,
+        "messages_delivered_to_one_subscriber": delivered,
+        "message_rate_per_s": round(delivered / window, 1),
+        "agent_rss_mib_total": round(sum(rss) / 1024, 1),
+        "agent_rss_mib_per_device": round(sum(rss) / 1024 / size, 2),
+        "broker_rss_mib": round(broker_rss / 1024, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="100,500,1000")
+    parser.add_argument("--brokers", default="mosquitto,nats")
+    parser.add_argument("--per-process", type=int, default=250)
+    parser.add_argument("--services", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=120.0)
+    args = parser.parse_args()
+    rows = []
+    for kind in args.brokers.split(","):
+        with tempfile.TemporaryDirectory() as folder:
+            broker: Mosquitto | Nats = (
+                Mosquitto(Path(folder)) if kind == "mosquitto" else Nats(Path(folder))
+            )
+            broker.start()
+            try:
+                pids = [p.pid for p in broker.procs]
+                for size in (int(n) for n in args.sizes.split(",")):
+                    row = {"broker": kind, **run_fleet(broker.urls, pids, size, args)}
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
+            finally:
+                broker.stop()
+    common.write_result("fleet_scale", {"rows": rows}, vars(args))
+
+
+if __name__ == "__main__":
+    main()
