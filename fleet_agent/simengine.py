@@ -12,11 +12,11 @@ suite of engine behaviours against it and the real adapter, so the two cannot dr
 from __future__ import annotations
 
 import fnmatch
+import os
 import platform
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 
 from fleet_agent import reference
@@ -32,7 +32,7 @@ class _Box:
     """One simulated container (mutable; guarded by the engine's lock)."""
 
     def __init__(self, spec: ContainerSpec) -> None:
-        self.id = uuid.uuid4().hex + uuid.uuid4().hex
+        self.id = os.urandom(32).hex()  # 64 hex digits, as the engine's ids
         self.spec = spec
         self.state = "created"
         self.exit_code: int | None = None
