@@ -106,8 +106,8 @@ class HomeAssistant:
                 stdout=log,
                 stderr=log,
             )
-        wait_for(self._api_ready, timeout=180, interval=0.5, what="Home Assistant API")
-        wait_for(self._mqtt_loaded, timeout=120, interval=0.5, what="MQTT integration loaded")
+        wait_for(self._api_ready, timeout=300, interval=0.5, what="Home Assistant API")
+        wait_for(self._mqtt_loaded, timeout=180, interval=0.5, what="MQTT integration loaded")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -63,7 +63,7 @@ class NodeRed:
                 stdout=log,
                 stderr=log,
             )
-        wait_for(self._ready, timeout=60, interval=0.3, what="Node-RED serving /fleet")
+        wait_for(self._ready, timeout=120, interval=0.3, what="Node-RED serving /fleet")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -52,7 +52,7 @@ def _state(ha: HomeAssistant, entity: str, predicate: Any = bool) -> dict[str, A
 
     state: dict[str, Any] = wait_for(
         probe,
-        timeout=60,
+        timeout=120,  # a ceiling for a loaded machine, not an expectation
         interval=0.5,
         what=f"{entity} in Home Assistant",
     )

@@ -64,7 +64,7 @@ def _retried(probe: MqttProbe, since: dict[str, Any]) -> dict[str, Any]:
     """The agent's status of `bad` once it failed again after `since`: a new attempt."""
     t0 = since["error"]["timestamp"]
     doc: dict[str, Any] = probe.wait_json(
-        "services/bad", lambda s: s["error"] and s["error"]["timestamp"] > t0, timeout=30
+        "services/bad", lambda s: s["error"] and s["error"]["timestamp"] > t0, timeout=60
     )
     assert doc["error"]["timestamp"] < since["error"]["nextRetry"]  # before its backoff ended
     return doc
@@ -129,13 +129,13 @@ def test_the_dashboard_page_in_headless_chromium_shows_the_failing_service_and_r
             page = browser.new_page(viewport={"width": 1280, "height": 560})
             page.goto(f"{node_red.url}/dashboard/fleet")
             bad = page.locator(f'tr[data-service="{device_id}/bad"]')
-            bad.wait_for(timeout=60_000)
-            wait_for(lambda: "ImagePullBackOff" in bad.inner_text(), what="reason shown")
+            bad.wait_for(timeout=120_000)
+            wait_for(lambda: "ImagePullBackOff" in bad.inner_text(), 60, what="reason shown")
             text = bad.inner_text()
             assert "error" in text and "manifest unknown" in text and "1 / 10" in text
             assert "in " in text  # the countdown to the next retry
             good = page.locator(f'tr[data-service="{device_id}/good"]')
-            wait_for(lambda: "running" in good.inner_text(), what="good shown running")
+            wait_for(lambda: "running" in good.inner_text(), 60, what="good shown running")
             colour = bad.locator(".status").evaluate("e => getComputedStyle(e).backgroundColor")
             assert colour == "rgb(239, 108, 0)"  # orange: an error with a warning alert
             if shots := os.environ.get("FLEET_SCREENSHOT_DIR"):
