@@ -112,9 +112,12 @@ class ManualStops:
         self._lock = threading.Lock()
         self._marks: dict[str, float] = {}
         try:
-            self._marks = msgspec.json.decode(self.path.read_bytes(), type=dict[str, float])
+            marks = msgspec.json.decode(self.path.read_bytes(), type=dict[str, float])
         except (FileNotFoundError, msgspec.MsgspecError):
-            self._marks = {}
+            marks = {}
+        # Times are monotonic, of the run (maybe the boot) that made them: to this run every
+        # loaded mark is older than anything it sees, so no outage forgets one.
+        self._marks = dict.fromkeys(marks, 0.0)
 
     def __contains__(self, container: str) -> bool:
         with self._lock:

@@ -132,3 +132,31 @@ def test_an_agent_killed_during_a_pull_or_creation_adopts_without_restarting_hea
     assert after["healthy"] == before["healthy"]  # adopted, not restarted
     assert set(after) == {"healthy", "added"}
     assert api.inspect_container(after["added"][0])["State"]["Running"] is True
+
+
+def test_a_config_replaced_during_a_stalled_pull_runs_and_a_stop_during_one_ends_cleanly(
+    agent: AgentProcess, services: Services
+) -> None:
+    """With the only pull slot stalled, the new config still gets pulled and runs. (The engine
+    gives up on a silent registry by itself after ~25 s, so this passes without the cancel
+    too; tests/unit/test_reconciler.py proves the cancel with a pull that never ends.)"""
+    # one pull at a time, and a stall our own deadline would end only after 5 minutes
+    agent.env.update(FLEET_AGENT_PULL_CONCURRENCY="1", FLEET_AGENT_PULL_TIMEOUT="300")
+    with StalledRegistry() as stalled:
+        stuck = f"127.0.0.1:{stalled.port}/fleet/app:1"
+        agent.set_target(target(1, service("app", stuck, 1, SLEEP)))
+        agent.start()
+        agent.wait_service("app", lambda s: s["serviceStatus"] == "downloading", timeout=120)
+
+        agent.set_target(target(2, service("app", services.image1, 1, SLEEP)))
+
+        running = agent.wait_service(
+            "app",
+            lambda s: s["serviceStatus"] == "running" and s["targetVersion"] == 2,
+            timeout=120,
+        )
+        assert running["error"] is None
+        # and a shutdown while a pull stalls ends cleanly (stop() allows it 30 s, not 300)
+        agent.set_target(target(3, service("app", stuck, 1, SLEEP), service("b", stuck, 2, SLEEP)))
+        agent.wait_service("b", lambda s: s["serviceStatus"] == "downloading", timeout=120)
+        assert agent.stop() == 0

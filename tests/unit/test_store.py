@@ -256,3 +256,14 @@ def test_a_versionless_target_in_between_never_lets_an_older_version_back_in(
     assert older.offer(encode(target_doc(3)), T0).ack.code == 409
     assert older.offer(encode(target_doc(7)), T0).ack.code == 409
     assert older.offer(encode(target_doc(8)), T0).ack.code == 200
+
+
+def test_marks_loaded_after_a_restart_are_older_than_any_outage_of_the_new_run(
+    tmp_path: Path,
+) -> None:
+    ManualStops(tmp_path).add("c-1", 10_000.0)  # monotonic time of an earlier boot
+
+    restarted = ManualStops(tmp_path)
+    restarted.forget_since(40.0)  # an outage early in the new boot
+
+    assert "c-1" in restarted
