@@ -89,6 +89,8 @@ def _row(name: str, samples: list[float], unit: str) -> dict[str, Any]:
 
 def run(devices: int, services: int, repeats: int, workdir: Path) -> list[dict[str, Any]]:
     broker = PrivateMosquitto(workdir / "broker")
+    # as docs/dashboard.md asks: a monitor's snapshot is more than the default queue of 1000
+    broker.config.write_text(broker.config.read_text() + "max_queued_messages 100000\n")
     broker.start()
     ids = [f"sim-{i:04d}" for i in range(devices)]
     publisher = Publisher(broker.port)

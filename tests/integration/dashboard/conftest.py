@@ -19,6 +19,17 @@ expect.set_options(timeout=30_000)
 
 
 @pytest.fixture
+def broker(tmp_path: Path) -> Iterator[PrivateMosquitto]:
+    """A Mosquitto as docs/dashboard.md asks for: a monitor reads a snapshot of every device at
+    once, more than Mosquitto's default queue of 1000 messages per client holds."""
+    instance = PrivateMosquitto(tmp_path)
+    instance.config.write_text(instance.config.read_text() + "max_queued_messages 100000\n")
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
 def page(tmp_path: Path) -> Iterator[Page]:
     """A page of a headless Chromium with a fresh --user-data-dir; page errors fail the test."""
     errors: list[str] = []
