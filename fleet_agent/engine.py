@@ -22,6 +22,7 @@ import urllib3.exceptions
 
 from fleet_agent import reference
 from fleet_agent.ports import Cancel, ContainerEvent, EngineError, ErrorKind, PullProgress
+from fleet_agent.pull_progress import PullTracker
 from fleet_agent.runtime import Container, ExitDetails
 from fleet_agent.spec import (
     LABEL_CONFIG_HASH,
@@ -145,18 +146,24 @@ class Engine:
         if self.image_present(image):
             return
         try:
-            self._pull(ref, cancel)
+            self._pull(ref, cancel, progress)
         except EngineError as exc:
             if exc.kind != "unavailable":
                 raise
             self.ping()  # the engine answers: it was the registry that stalled, not the engine
             raise EngineError("timeout", self._stalled) from exc
 
-    def _pull(self, ref: reference.ImageRef, cancel: Cancel) -> None:
+    def _pull(
+        self,
+        ref: reference.ImageRef,
+        cancel: Cancel,
+        progress: Callable[[PullProgress], None] | None = None,
+    ) -> None:
         """A pull may take as long as it keeps making progress (a big image on a slow link);
         `pull_timeout` bounds each wait for the engine's next word, as the kubelet's image
-        pull progress deadline does."""
+        pull progress deadline does. `progress` hears the layers' bytes combined, on change."""
         abandoned = EngineError("timeout", "pull abandoned")
+        tracker = PullTracker()
         if cancel.cancelled:
             raise abandoned
         with _translated(timeout_kind="timeout", timeout_message=self._stalled):
@@ -168,6 +175,9 @@ class Engine:
                         raise EngineError(_pull_error_kind(chunk["error"]), chunk["error"])
                     if cancel.cancelled:
                         raise abandoned
+                    update = tracker.feed(chunk)
+                    if update is not None and progress is not None:
+                        progress(update)
             except Exception as exc:
                 if cancel.cancelled and exc is not abandoned:  # its socket was shut on purpose
                     raise abandoned from exc

@@ -94,7 +94,7 @@ class Reconciler:
         workers = step_workers or ThreadPerJob("step")
         self.steps = StepRunner(engine, workers, kick)
         pulls = pull_workers or Pool("pull", settings.pull_concurrency)
-        self.puller = Puller(engine, pulls, kick)
+        self.puller = Puller(engine, pulls, kick, self.clock.monotonic)
         self.images = KnownImages(engine)
         self._lock = threading.Lock()
 
@@ -325,7 +325,8 @@ class Reconciler:
         ctx = StatusContext(self.settings.device_id, version, self.policy, wall, now)
         runtimes = {s.name: runtime_for(s, self.runtimes.get(s.name)) for s in desired}
         pulling, busy = self.puller.under_way(), self.steps.busy()
-        report = build_report(ctx, desired, containers, runtimes, pulling, events, busy)
+        progress = self.puller.progress(now)
+        report = build_report(ctx, desired, containers, runtimes, pulling, events, busy, progress)
         return replace(report, provisional=bool(busy)) if busy else report
 
     def _publish(self, report: Report, wall: float) -> None:

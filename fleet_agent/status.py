@@ -17,6 +17,7 @@ from fleet_agent.model import (
     DeviceState,
     ErrorType,
     Event,
+    Progress,
     ServiceError,
     ServiceState,
     ServiceStatus,
@@ -115,6 +116,13 @@ def service_status(
     )
 
 
+def with_progress(status: ServiceStatus, progress: Progress | None) -> ServiceStatus:
+    """`progress` belongs to a status only while it is `downloading` (contract v1.1)."""
+    if progress is None or status.service_status != "downloading":
+        return status
+    return msgspec.structs.replace(status, progress=progress)
+
+
 def device_state(ctx: StatusContext, statuses: list[ServiceStatus], leftovers: int) -> DeviceState:
     counts = Counter(status.service_status for status in statuses)
     converged = leftovers == 0 and all(
@@ -138,19 +146,25 @@ def build_report(
     pulling: set[tuple[str, str]],
     events: list[Event],
     busy: dict[str, ServiceState] | None = None,
+    progress: dict[tuple[str, str], Progress] | None = None,
 ) -> Report:
     """Every service's status and the device summary for one pass; `busy`: the services
-    whose steps are under way, and what they do."""
+    whose steps are under way, and what they do; `progress`: what each pull under way shows,
+    by (service, config hash)."""
     doing = busy or {}
     grouped = by_service(containers)
+    shown = progress or {}
     statuses = [
-        service_status(
-            ctx,
-            s,
-            grouped.get(s.name, []),
-            runtimes[s.name],
-            (s.name, s.config_hash) in pulling,
-            doing.get(s.name),
+        with_progress(
+            service_status(
+                ctx,
+                s,
+                grouped.get(s.name, []),
+                runtimes[s.name],
+                (s.name, s.config_hash) in pulling,
+                doing.get(s.name),
+            ),
+            shown.get((s.name, s.config_hash)),
         )
         for s in desired
     ]

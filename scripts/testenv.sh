@@ -15,7 +15,8 @@
 #   engine-start  always the private dockerd (start if down)     prints its DOCKER_HOST value
 #   engine-stop   SIGTERM the private dockerd (ours, by pidfile), wait until gone; keeps data
 #   registry      docker-registry on 127.0.0.1:$FLEET_TEST_REGISTRY_PORT (5000)  prints HOST:PORT
-#   images        (needs DOCKER_HOST) push REG/fleet-test/app:1 and :2, then rmi them locally
+#   images        (needs DOCKER_HOST) push REG/fleet-test/app:1 and :2 and fleet-test/big:1
+#                 (4 MiB of random data, for pull progress), then rmi them locally
 #   broker        mosquitto on 127.0.0.1:$FLEET_TEST_MQTT_PORT (1883)      prints HOST:PORT
 #   broker-stop   stop our mosquitto
 #   all           deps engine registry images broker; prints `export X=...` lines for eval
@@ -156,29 +157,44 @@ EOF
     docker-registry serve "$RUN/registry/config.yml"
 }
 
+# have_tag TAG [REPO]: the registry holds REPO:TAG (REPO defaults to fleet-test/app)
 have_tag() {
   curl -fsS -m 5 -o /dev/null -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
-    "http://$REG/v2/fleet-test/app/manifests/$1"
+    "http://$REG/v2/${2:-fleet-test/app}/manifests/$1"
+}
+
+# push_image NAME [ROOT]: import ROOT (a busybox root) as NAME, push it, drop the local copy
+# (the agent under test must really pull from the registry)
+push_image() {
+  tar -C "$2" -c . | docker import -c 'ENV PATH=/bin' \
+    -c 'CMD ["/bin/sh","-c","sleep 3600"]' - "$1" >/dev/null
+  docker push -q "$1" >/dev/null
+  docker rmi "$1" >/dev/null
 }
 
 images() {
   [[ -n ${DOCKER_HOST:-} ]] || die 'images: export DOCKER_HOST first (eval "$(scripts/testenv.sh all)")'
   reg_ok || die "images: no registry answers on $REG (run: scripts/testenv.sh registry)"
-  have_tag 1 2>/dev/null && have_tag 2 2>/dev/null && return 0
+  local apps=1 big=1
+  have_tag 1 2>/dev/null && have_tag 2 2>/dev/null && apps=
+  have_tag 1 fleet-test/big 2>/dev/null && big=
+  [[ -n $apps$big ]] || return 0
   TMPD=$(mktemp -d)
   local root=$TMPD/root a v
   mkdir -p "$root/bin" "$root/etc" "$root/tmp"; chmod 1777 "$root/tmp"
   cp /bin/busybox "$root/bin/busybox"
   for a in $(/bin/busybox --list); do [[ $a == busybox ]] || ln -sf busybox "$root/bin/$a"; done
   echo 'root:x:0:0:root:/:/bin/sh' >"$root/etc/passwd"; echo 'root:x:0:' >"$root/etc/group"
-  for v in 1 2; do
-    echo "$v" >"$root/etc/app-version" # makes the two image IDs differ
-    tar -C "$root" -c . | docker import -c 'ENV PATH=/bin' \
-      -c 'CMD ["/bin/sh","-c","sleep 3600"]' - "$REG/fleet-test/app:$v" >/dev/null
-    docker push -q "$REG/fleet-test/app:$v" >/dev/null
-    # Remove the local copy: the agent under test must really pull from the registry.
-    docker rmi "$REG/fleet-test/app:$v" >/dev/null
-  done
+  if [[ -n $apps ]]; then
+    for v in 1 2; do
+      echo "$v" >"$root/etc/app-version" # makes the two image IDs differ
+      push_image "$REG/fleet-test/app:$v" "$root"
+    done
+  fi
+  if [[ -n $big ]]; then # for pull progress: 4 MiB of random data (it does not compress)
+    mkdir -p "$root/data"; head -c 4194304 /dev/urandom >"$root/data/random"
+    push_image "$REG/fleet-test/big:1" "$root"
+  fi
 }
 
 mqtt_ok() { timeout 5 mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -t '$SYS/broker/version' -C 1 -W 3; }
@@ -207,6 +223,7 @@ export DOCKER_HOST=$host
 export FLEET_TEST_REGISTRY=$REG
 export FLEET_TEST_IMAGE_1=$REG/fleet-test/app:1
 export FLEET_TEST_IMAGE_2=$REG/fleet-test/app:2
+export FLEET_TEST_IMAGE_BIG=$REG/fleet-test/big:1
 export FLEET_TEST_MQTT_HOST=127.0.0.1
 export FLEET_TEST_MQTT_PORT=$MQTT_PORT
 EOF

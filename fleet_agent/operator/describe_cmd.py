@@ -76,7 +76,7 @@ def _error(out: Console, status: ServiceStatus, now: float) -> None:
     _field(out, "Exhausted", "yes" if error.exhausted else "no", 2)
     if output:
         out.print("  Last output:")
-        for line in output.splitlines() or [output]:
+        for line in output.split(" | "):
             out.print(f"    {line}", markup=False)
 
 

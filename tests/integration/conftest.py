@@ -27,6 +27,7 @@ class Services:
     image2: str
     mqtt_host: str
     mqtt_port: int
+    big_image: str  # 4 MiB of random data, for pull progress
 
     @property
     def missing_image(self) -> str:
@@ -49,6 +50,7 @@ def services() -> Services:
         image2=env["FLEET_TEST_IMAGE_2"],
         mqtt_host=env["FLEET_TEST_MQTT_HOST"],
         mqtt_port=int(env["FLEET_TEST_MQTT_PORT"]),
+        big_image=env["FLEET_TEST_IMAGE_BIG"],
     )
 
 
