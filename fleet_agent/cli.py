@@ -32,6 +32,7 @@ OPERATOR_COMMANDS: dict[str, tuple[str, str]] = {
     "keygen": ("fleet_agent.operator.keygen_cmd", "make an Ed25519 key pair for signing targets"),
     "sign": ("fleet_agent.operator.sign_cmd", "sign a target file for one device (JWS, EdDSA)"),
     "dashboard": ("fleet_agent.operator.dashboard_cmd", "the fleet live in a web browser"),
+    "demo": ("fleet_agent.operator.demo_cmd", "the origin story, live: break, back off, fix, heal"),
 }
 
 

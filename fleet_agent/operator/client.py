@@ -206,6 +206,20 @@ class FleetClient:
         """Remove the retained target (the agent then touches nothing, ack 204)."""
         self._publish(topics.device_topic(self.prefix, device_id, "target"), b"", retain=True)
 
+    def forget_device(self, device_id: str) -> int:
+        """Clear every retained topic of a device that this client has seen (a decommissioned
+        device, the end of a demo); returns how many. Its agent must be stopped first, or it
+        publishes them again."""
+        device = self.device(device_id)
+        if device is None:
+            return 0
+        suffixes = ["availability", "state", "info", "summary", "target", "target/ack"]
+        for kind in ("services", "alerts", "history"):
+            suffixes += [f"{kind}/{name}" for name in getattr(device, kind)]
+        for suffix in suffixes:
+            self._publish(topics.device_topic(self.prefix, device_id, suffix), b"", True)
+        return len(suffixes)
+
     def _prepared(
         self, device_id: str, target: TargetInput, version: Version
     ) -> tuple[bytes, int | None]:

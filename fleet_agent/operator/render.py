@@ -55,13 +55,19 @@ def relative(stamp: str | float | None, now: float) -> str:
     return f"in {duration(delta)}" if delta > 0.5 else f"{duration(-delta)} ago"
 
 
-def availability(device: Device, now: float) -> str:
+def availability(device: Device, now: float, short: bool = False) -> str:
+    """`online`, `offline (for 5m)` when the change was seen, `offline (last report 2h)` when
+    only the retained value is known, `unknown`; `short`: `offline 5m` for tables."""
     if device.availability == "online":
         return "online"
     if device.availability == "offline":
         since = device.availability_since or device.last_report()
+        if not since:
+            return "offline"
+        if short:
+            return f"offline {duration(now - since)}"
         label = "for" if device.availability_since else "last report"
-        return f"offline ({label} {duration(now - since)})" if since else "offline"
+        return f"offline ({label} {duration(now - since)})"
     return "unknown"
 
 
@@ -97,7 +103,7 @@ def state_text(status: ServiceStatus) -> str:
 def service_row(device: Device, status: ServiceStatus, now: float) -> tuple[str, ...]:
     return (
         device.device_id,
-        availability(device, now),
+        availability(device, now, short=True),
         status.service_name,
         state_text(status),
         reason(status),
@@ -115,10 +121,10 @@ def device_rows(device: Device, now: float) -> list[tuple[str, ...]]:
     alert = device.agent_alert
     if alert is not None:
         age = relative(alert.updated_at, now).removesuffix(" ago")
-        where = (device.device_id, availability(device, now), AGENT)
+        where = (device.device_id, availability(device, now, short=True), AGENT)
         rows.append((*where, "alert", alert.type, NONE, NONE, NONE, age))
     if not rows:
-        rows.append((device.device_id, availability(device, now), *(NONE,) * 7))
+        rows.append((device.device_id, availability(device, now, short=True), *(NONE,) * 7))
     return rows
 
 

@@ -48,13 +48,16 @@ def selected(devices: dict[str, Device], wanted: list[str] | None) -> list[Devic
 
 
 def table(devices: list[Device], now: float) -> Table:
+    rows = [(device, row) for device in devices for row in render.device_rows(device, now)]
     grid = Table(box=None, pad_edge=False, header_style="bold")
-    for column in render.COLUMNS:
-        grid.add_column(column, no_wrap=column in ("DEVICE", "SERVICE", "IMAGE"))
-    for device in devices:
-        for row in render.device_rows(device, now):
-            style = _style(device, row)
-            grid.add_row(*row, style=style)
+    for index, column in enumerate(render.COLUMNS):
+        if column == "IMAGE":  # the one column that gives way (cut short) on a narrow terminal
+            grid.add_column(column, no_wrap=True, overflow="ellipsis", min_width=12)
+        else:
+            width = max([len(column), *(len(row[index]) for _, row in rows)])
+            grid.add_column(column, no_wrap=True, min_width=width)
+    for device, row in rows:
+        grid.add_row(*row, style=_style(device, row))
     return grid
 
 

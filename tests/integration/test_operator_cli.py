@@ -123,8 +123,7 @@ def test_status_and_describe_show_why_a_service_fails_and_when_it_retries(
     offline = fleet(broker, "status", device_id)
     assert offline.returncode == 1
     assert all(line.split()[1] == "offline" for line in offline.stdout.splitlines()[1:])
-    assert "last report" in offline.stdout
-    assert "offline" in fleet(broker, "describe", device_id, "web").stdout
+    assert "last report" in fleet(broker, "describe", device_id, "web").stdout
 
 
 def test_status_exits_0_when_everything_runs_and_2_on_bad_usage(

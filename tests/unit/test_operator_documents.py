@@ -169,3 +169,9 @@ def test_a_missing_file_is_an_error_not_an_exception(tmp_path: Path) -> None:
 def test_a_target_document_is_not_taken_for_a_compose_file() -> None:
     assert not compose.is_compose({"apps": {}, "services": {}})
     assert compose.is_compose({"services": {}})
+
+
+@pytest.mark.parametrize("name", ["target.json", "docker-compose.yml"])
+def test_the_examples_are_valid_targets(name: str) -> None:
+    doc = documents.load(Path(__file__).resolve().parents[2] / "examples" / name)
+    assert not isinstance(decode_target(json.dumps(doc).encode()), list)
