@@ -5,7 +5,8 @@ shown.
 `Downloading` with `progressDetail`, `Download complete`, `Already exists`, ...) into one
 `PullProgress` (bytes done and total over the layers that are downloaded). `ProgressGate` decides
 what a service's status shows: the latest progress, taken at most once per interval (1 s) and
-only when it changed, with a percentage that never goes back.
+only when it changed, with a percentage that never goes back. The first value is shown one
+interval after the pull began to report, so a pull that takes less than a second shows none.
 """
 
 from __future__ import annotations
@@ -85,8 +86,11 @@ class ProgressGate:
         self.latest: PullProgress | None = None
         self.shown: Progress | None = None
         self.shown_at: float | None = None
+        self.began_at: float | None = None  # when the first progress came
 
-    def offer(self, progress: PullProgress) -> None:
+    def offer(self, progress: PullProgress, now: float) -> None:
+        if self.latest is None:
+            self.began_at = now
         self.latest = progress
 
     def pending(self) -> bool:
@@ -97,9 +101,10 @@ class ProgressGate:
 
     def due_in(self, now: float) -> float:
         """Seconds until a new value may be shown (0: now)."""
-        if self.shown_at is None:
+        start = self.shown_at if self.shown_at is not None else self.began_at
+        if start is None:
             return 0.0
-        return max(0.0, self.shown_at + self.interval - now)
+        return max(0.0, start + self.interval - now)
 
     def show(self, now: float) -> Progress | None:
         """The progress to show at `now`, taking the latest one when it is due."""

@@ -7,7 +7,7 @@ and closing cancels every pull, so a shutdown never waits for a registry.
 
 While a pull runs, its progress is kept behind a `ProgressGate` (at most one new value a second,
 only on change) and a pass is kicked when a new value is due; a pull that ends lets its last
-progress (100%) be shown by a pass before its result is handed over.
+progress (100%) be shown by a pass before its result is handed over (when it showed any).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ class Puller:
             gate = self._gates.get(key)
             if gate is None:
                 return
-            gate.offer(progress)
+            gate.offer(progress, self.clock())
             pending = gate.pending()
             if pending:
                 self._shown[key].clear()
@@ -127,8 +127,8 @@ class Puller:
         within the gate's interval, so the percentages a status showed end where the pull did."""
         with self._lock:
             gate, shown = self._gates.get(key), self._shown.get(key)
-        if gate is None or shown is None:
-            return
+        if gate is None or shown is None or gate.shown_at is None:
+            return  # nothing was shown (a pull under a second): nothing to end at 100
         stop = threading.Event()
         forget = cancel.on_cancel(stop.set)
         deadline = time.monotonic() + LAST_SHOWN_WAIT

@@ -1,9 +1,9 @@
-"""Wire types the operator reads that the agent's `model.py` does not declare (yet): the device
-info and the daily summary of contract v1.1, and the alert and history types of `feed.py`
-re-exported, so a client user finds every payload type in one place.
+"""Every payload type an operator reads, in one place: the agent's wire types re-exported, and
+the operator's own readers of the device info and the daily summary (contract v1.1).
 
-They are decoded leniently (unknown keys ignored, most keys optional): a newer agent that adds a
-field must never make an older operator tool fail.
+The agent builds `info` as a plain document and declares the summary strictly (`summary.py`);
+here both are decoded leniently (unknown keys ignored, most keys optional): a newer agent that
+adds a field must never make an older operator tool fail.
 """
 
 from __future__ import annotations

@@ -90,4 +90,4 @@ def test_a_service_leaving_the_target_clears_its_retained_topics(
     probe.publish("target", target(2, one), retain=True)
     wait_for(lambda: probe.raw("services/two") == b"", what="status cleared")
     wait_for(lambda: probe.raw("history/two") == b"", what="history cleared")
-    assert probe.json("services/one")["serviceStatus"] == "running"
+    probe.wait_json("services/one", lambda s: s["serviceStatus"] == "running")

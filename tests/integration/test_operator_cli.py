@@ -15,7 +15,7 @@ import pytest
 
 from tests.integration.brokers import PrivateMosquitto
 from tests.integration.conftest import Services
-from tests.integration.helpers import REPO, AgentProcess, service, target
+from tests.integration.helpers import REPO, AgentProcess, service, target, wait_for
 from tests.integration.mqtt_probe import MqttProbe
 
 SLEEP = ["sh", "-c", "exec sleep 3600"]
@@ -283,9 +283,16 @@ def test_retry_resets_an_exhausted_service(
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"{device_id}: retrying broken"
     # a fresh start: attempts counted from 1 again, then exhausted again at 2
-    probe.wait_json("services/broken", lambda s: s["error"] and s["error"]["exhausted"], timeout=60)
-    after = [json.loads(p) for t, p, _ in probe.messages[before:] if t.endswith("/services/broken")]
-    counts = [s["error"]["retryCount"] for s in after if s["error"]]
+
+    def since_retry() -> list[Any]:
+        return [
+            json.loads(p)
+            for t, p, _ in probe.messages[before:]
+            if t.endswith("/services/broken") and p
+        ]
+
+    wait_for(lambda: any(s["error"] and s["error"]["exhausted"] for s in since_retry()), 60)
+    counts = [s["error"]["retryCount"] for s in since_retry() if s["error"]]
     assert counts[0] == 1 and counts[-1] == 2, counts
 
     refused = fleet(broker, "retry", device_id, "nope")

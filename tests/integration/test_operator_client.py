@@ -118,6 +118,7 @@ def test_a_late_client_reads_the_whole_retained_picture_on_connect(
         assert device.services["good"].service_status == "running"
         assert device.ack is not None and device.ack.version == 5
         assert device.target is not None and device.target.version == 5
+        assert device.info is not None and device.info.device_id == device_id
         assert late.next_version(device_id) == 6
     agent.stop()
     client.wait_until(lambda d: d[device_id].availability == "offline")

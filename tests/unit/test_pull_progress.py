@@ -54,22 +54,23 @@ def test_percent_reaches_100_only_with_every_byte() -> None:
 def test_the_gate_shows_a_new_value_at_most_once_a_second_and_only_on_change() -> None:
     gate = ProgressGate(1.0)
     assert gate.show(0.0) is None and not gate.pending()
-    gate.offer(PullProgress(10, 100))
-    assert gate.show(0.0) == Progress(10, 10, 100)
-    gate.offer(PullProgress(20, 100))
-    assert gate.pending() and gate.due_in(0.4) == 0.6
-    assert gate.show(0.4) == Progress(10, 10, 100)  # too early: the old value
-    assert gate.show(1.0) == Progress(20, 20, 100)
-    assert gate.show(5.0) == Progress(20, 20, 100) and gate.shown_at == 1.0  # no change
-    gate.offer(PullProgress(100, 100))
+    gate.offer(PullProgress(10, 100), 0.0)
+    assert gate.show(0.5) is None  # a pull shorter than a second shows no progress
+    assert gate.show(1.0) == Progress(10, 10, 100)
+    gate.offer(PullProgress(20, 100), 1.2)
+    assert gate.pending() and gate.due_in(1.5) == 0.5
+    assert gate.show(1.5) == Progress(10, 10, 100)  # too early: the old value
+    assert gate.show(2.0) == Progress(20, 20, 100)
+    assert gate.show(5.0) == Progress(20, 20, 100) and gate.shown_at == 2.0  # no change
+    gate.offer(PullProgress(100, 100), 5.0)
     assert gate.show(5.0) == Progress(100, 100, 100) and not gate.pending()
 
 
 def test_the_percentage_never_goes_back_when_the_total_grows() -> None:
     gate = ProgressGate(0.0)
-    gate.offer(PullProgress(50, 100))
+    gate.offer(PullProgress(50, 100), 0)
     gate.show(0)
-    gate.offer(PullProgress(60, 400))
+    gate.offer(PullProgress(60, 400), 1)
     assert gate.show(1) == Progress(50, 60, 400)
 
 
