@@ -256,14 +256,16 @@ class Demo:
         url = self.client.connection
         self.say.step("Look around (the agent keeps running)")
         topic = f"{url.topic_prefix}/{self.device_id}/#"
-        for command in (
-            "status",
-            "watch",
-            f"describe {self.device_id} broken",
-            f"retry {self.device_id} broken",
-            "demo --stop",
+        for command, note in (
+            ("status", ""),
+            ("watch", ""),
+            ("dashboard", "then open http://127.0.0.1:8080/"),
+            (f"describe {self.device_id} broken", ""),
+            (f"retry {self.device_id} broken", ""),
+            ("demo --stop", "tear it all down"),
         ):
-            self.say.command(f"{program()} {command}{connect_flag(url)}")
+            line = f"{program()} {command}{connect_flag(url)}"
+            self.say.command(f"{line}    # {note}" if note else line)
         self.say.command(f"mosquitto_sub -h {url.host} -p {url.port} -v -t '{topic}'")
 
     def run(self) -> int:
