@@ -176,7 +176,8 @@ def agent_process(
         "FLEET_AGENT_STOP_TIMEOUT": "1",
     }
     variables.update({f"FLEET_AGENT_{k.upper()}": str(v) for k, v in settings.items()})
-    log = (workdir / f"{device}.log").open("ab")
+    logs = Path(os.environ.get("BENCH_LOG_DIR") or workdir)  # to keep them: BENCH_LOG_DIR
+    log = (logs / f"{device}.log").open("ab")
     proc = subprocess.Popen(
         [python, "-m", "fleet_agent.cli", "run"], env=variables, stdout=log, stderr=log
     )
