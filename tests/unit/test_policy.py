@@ -240,3 +240,11 @@ def test_repeated_slashes_and_dots_never_hide_a_protected_path(source: str) -> N
     [error] = violations(decoded(volumes=[f"{source}:/x"]), rules, CTX)
 
     assert "/etc is protected" in error.message
+
+
+def test_the_example_policy_file_is_a_valid_policy() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "device-policy.toml"
+
+    rules = policy.load(example)
+
+    assert rules.devices == ["/dev/ttyUSB*", "/dev/ttyACM*"] and rules.privileged is False

@@ -78,3 +78,21 @@ def test_a_persisted_target_that_a_tightened_policy_forbids_is_not_run(tmp_path:
     strict = TargetStore(tmp_path, Admission("d1"))
     assert strict.load() is None and strict.current() is None
     assert strict.offer(encode(target_doc(3)), T0).ack.code == 409  # its version still counts
+
+
+def test_the_agent_refuses_to_start_on_a_bad_policy_or_key_file_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "policy.toml").write_text("privileged = maybe\n")
+    monkeypatch.setenv("FLEET_AGENT_DEVICE_ID", "dev-1")
+    monkeypatch.setenv("FLEET_AGENT_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("FLEET_AGENT_POLICY_FILE", str(tmp_path / "policy.toml"))
+
+    assert cli.main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "policy.toml" in err and "Traceback" not in err
+
+    monkeypatch.delenv("FLEET_AGENT_POLICY_FILE")
+    monkeypatch.setenv("FLEET_AGENT_TRUSTED_KEYS", str(tmp_path / "missing.jwks"))
+    assert cli.main(["run"]) == 2
+    assert "missing.jwks" in capsys.readouterr().err
