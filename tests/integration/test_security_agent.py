@@ -56,19 +56,23 @@ def test_the_seed_scenario_runs_end_to_end_over_mutual_tls(
         cloud.wait_json("services/good", lambda s: s["serviceStatus"] == "running")
         warning = cloud.wait_json("alerts/bad", lambda a: a["severity"] == "warning")
         assert warning["type"] == "ImagePullBackOff"
-        exhausted = cloud.wait_json("services/bad", lambda s: s["error"]["exhausted"])
+        exhausted = cloud.wait_json(
+            "services/bad", lambda s: (s["error"] or {}).get("exhausted"), timeout=60
+        )
         assert exhausted["error"]["type"] == "ErrImagePull"
-        cloud.wait_json("alerts/bad", lambda a: a["type"] == "MaxRetriesExceeded")
+        cloud.wait_json("alerts/bad", lambda a: a["type"] == "MaxRetriesExceeded", timeout=60)
 
         cloud.publish(
             "target", target(2, good, service("bad", services.image2, 2, SLEEP)), retain=True
         )
         cloud.wait_json("services/bad", lambda s: s["serviceStatus"] == "running")
         wait_for(lambda: cloud.raw("alerts/bad") == b"", what="alert cleared")
-        state = cloud.wait_json("state", lambda s: s["converged"] and s["targetVersion"] == 2)
+        state = cloud.wait_json(
+            "state", lambda s: s["converged"] and s["targetVersion"] == 2, timeout=60
+        )
         assert state["counts"] == {"running": 2}
         cloud.publish("cmd/reconcile", {"requestId": "m-1"})
-        result = wait_for(lambda: cloud.all("cmd/result"), what="command over mTLS")[-1]
+        result = wait_for(lambda: cloud.all("cmd/result"), timeout=60, what="command over mTLS")[-1]
         assert result == {"command": "reconcile", "ok": True, "requestId": "m-1"}
         assert sorted(by_service(api, device_id)) == ["bad", "good"]
     finally:
