@@ -51,10 +51,12 @@ def test_the_seed_scenario_runs_end_to_end_over_mutual_tls(
         cloud.publish("target", target(1, good, bad), retain=True)
         agent.start(target_file=False)
 
-        wait_for(lambda: cloud.raw("availability") == b"online", what="online over mTLS")
-        cloud.wait_json("target/ack", lambda a: a["accepted"] and a["version"] == 1)
-        cloud.wait_json("services/good", lambda s: s["serviceStatus"] == "running")
-        warning = cloud.wait_json("alerts/bad", lambda a: a["severity"] == "warning")
+        wait_for(
+            lambda: cloud.raw("availability") == b"online", timeout=60, what="online over mTLS"
+        )
+        cloud.wait_json("target/ack", lambda a: a["accepted"] and a["version"] == 1, timeout=60)
+        cloud.wait_json("services/good", lambda s: s["serviceStatus"] == "running", timeout=60)
+        warning = cloud.wait_json("alerts/bad", lambda a: a["severity"] == "warning", timeout=60)
         assert warning["type"] == "ImagePullBackOff"
         exhausted = cloud.wait_json(
             "services/bad", lambda s: (s["error"] or {}).get("exhausted"), timeout=60
@@ -65,8 +67,8 @@ def test_the_seed_scenario_runs_end_to_end_over_mutual_tls(
         cloud.publish(
             "target", target(2, good, service("bad", services.image2, 2, SLEEP)), retain=True
         )
-        cloud.wait_json("services/bad", lambda s: s["serviceStatus"] == "running")
-        wait_for(lambda: cloud.raw("alerts/bad") == b"", what="alert cleared")
+        cloud.wait_json("services/bad", lambda s: s["serviceStatus"] == "running", timeout=60)
+        wait_for(lambda: cloud.raw("alerts/bad") == b"", timeout=60, what="alert cleared")
         state = cloud.wait_json(
             "state", lambda s: s["converged"] and s["targetVersion"] == 2, timeout=60
         )
