@@ -56,7 +56,12 @@ def test_the_seed_scenario_runs_end_to_end_over_mutual_tls(
         )
         cloud.wait_json("target/ack", lambda a: a["accepted"] and a["version"] == 1, timeout=60)
         cloud.wait_json("services/good", lambda s: s["serviceStatus"] == "running", timeout=60)
-        warning = cloud.wait_json("alerts/bad", lambda a: a["severity"] == "warning", timeout=60)
+        # every alert seen, not only the latest: the warning may escalate between two looks
+        warning = wait_for(
+            lambda: [a for a in cloud.all("alerts/bad") if a["severity"] == "warning"],
+            timeout=60,
+            what="a warning",
+        )[0]
         assert warning["type"] == "ImagePullBackOff"
         exhausted = cloud.wait_json(
             "services/bad", lambda s: (s["error"] or {}).get("exhausted"), timeout=60
