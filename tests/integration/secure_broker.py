@@ -205,7 +205,7 @@ class Client:
             self.error = exc
             return
         self.client.loop_start()
-        wait_for(lambda: self.connect_reason is not None or self.dropped, timeout=10)
+        wait_for(lambda: self.connect_reason is not None or self.dropped, timeout=30)
 
     @property
     def connected(self) -> bool:
@@ -225,7 +225,7 @@ class Client:
         """Subscribe and wait for the broker's answer (granted or not), so nothing published
         after this returns can race the subscription."""
         _, mid = self.client.subscribe(topic, qos=1)
-        wait_for(lambda: mid in self._acked, timeout=10, what=f"SUBACK for {topic}")
+        wait_for(lambda: mid in self._acked, timeout=30, what=f"SUBACK for {topic}")
 
     def _on_subscribe(self, _c: Any, _u: Any, mid: int, *_: Any) -> None:
         self._acked.add(mid)
