@@ -15,16 +15,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 import paho.mqtt.client as mqtt
 import structlog
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from fleet_agent.model import FieldError
 from fleet_agent.operator import fleet, topics
 from fleet_agent.operator.changes import ChangeStream, Listeners
 from fleet_agent.operator.connection import Connection
@@ -35,13 +33,18 @@ from fleet_agent.operator.errors import (
     WaitTimeout,
 )
 from fleet_agent.operator.fleet import Change, Device
-from fleet_agent.operator.wire import Ack, CommandResult, Target
-from fleet_agent.validate import decode_target
+from fleet_agent.operator.targets import (
+    TargetInput,
+    Version,
+    ack_of,
+    make_paho,
+    prepare,
+    result_of,
+)
+from fleet_agent.operator.wire import Ack, CommandResult
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
-TargetInput = Target | dict[str, Any] | bytes | str
-Version = int | None | Literal["auto"]
 
 
 class FleetClient:
@@ -192,7 +195,7 @@ class FleetClient:
         device = self.device(device_id)
         previous = device.target_payload if device else None
         topic = topics.device_topic(self.prefix, device_id, "target")
-        waiter = self._listeners.waiter(_ack_of(device_id, number))
+        waiter = self._listeners.waiter(ack_of(device_id, number))
         try:
             self._publish(topic, payload, True)
             ack: Ack = waiter.wait(timeout, f"no ack from {device_id} within {timeout:g}s")
@@ -223,17 +226,7 @@ class FleetClient:
     def _prepared(
         self, device_id: str, target: TargetInput, version: Version
     ) -> tuple[bytes, int | None]:
-        doc = _as_document(target)
-        if version == "auto":
-            if doc.get("version") is None:
-                doc["version"] = self.next_version(device_id)
-        elif version is not None:
-            doc["version"] = version
-        payload = msgspec.json.encode(doc)
-        decoded = decode_target(payload)
-        if isinstance(decoded, list):
-            raise InvalidTarget(decoded)
-        return payload, decoded.version
+        return prepare(target, version, lambda: self.next_version(device_id))
 
     # commands -----------------------------------------------------------------------------
 
@@ -255,7 +248,7 @@ class FleetClient:
             properties.CorrelationData = request_id.encode()
         with self._lock:
             self._requests[request_id] = device_id
-        waiter = self._listeners.waiter(_result_of(request_id))
+        waiter = self._listeners.waiter(result_of(request_id))
         try:
             topic = topics.device_topic(self.prefix, device_id, f"cmd/{name}")
             self._publish(topic, payload, retain=False, properties=properties)
@@ -280,20 +273,7 @@ class FleetClient:
     # paho side ----------------------------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
-        conn = self.connection
-        protocol = mqtt.MQTTv5 if conn.mqtt_protocol == "5" else mqtt.MQTTv311
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=protocol
-        )
-        client.suppress_exceptions = True
-        client.max_queued_messages_set(1000)
-        if conn.mqtt_username:
-            client.username_pw_set(conn.mqtt_username, conn.mqtt_password)
-        if conn.tls:
-            client.tls_set(
-                ca_certs=conn.mqtt_ca_file, certfile=conn.mqtt_cert_file, keyfile=conn.mqtt_key_file
-            )
-        client.reconnect_delay_set(1, 30)
+        client = make_paho(self.connection, self.client_id)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_subscribe = self._on_subscribe
@@ -375,45 +355,6 @@ class FleetClient:
         return Change(
             device_id, "result", True, result=msgspec.structs.replace(result, request_id=request_id)
         )
-
-
-def _as_document(target: TargetInput) -> dict[str, Any]:
-    if isinstance(target, Target):
-        doc: Any = msgspec.to_builtins(target)
-    elif isinstance(target, bytes | str):
-        try:
-            doc = msgspec.json.decode(target)
-        except msgspec.DecodeError as exc:
-            raise InvalidTarget([FieldError("$", f"invalid JSON: {exc}")]) from exc
-    else:
-        doc = dict(target)
-    if not isinstance(doc, dict):
-        raise InvalidTarget([FieldError("$", "a target is a JSON object")])
-    return doc
-
-
-def _ack_of(device_id: str, version: int | None) -> Callable[[Change], Ack | None]:
-    def match(change: Change) -> Ack | None:
-        if change.kind != "ack" or change.device_id != device_id or not change.live:
-            return None
-        ack = change.device.ack if change.device else None
-        if ack is None:
-            return None
-        # a 413 ack cannot name the version (the payload was not read)
-        ours = (
-            version is None or ack.version == version or (ack.version is None and not ack.accepted)
-        )
-        return ack if ours else None
-
-    return match
-
-
-def _result_of(request_id: str) -> Callable[[Change], CommandResult | None]:
-    def match(change: Change) -> CommandResult | None:
-        result = change.result
-        return result if result is not None and result.request_id == request_id else None
-
-    return match
 
 
 __all__ = [

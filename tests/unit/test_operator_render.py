@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import msgspec
 import pytest
+from rich.console import Console
 
 from fleet_agent.model import Progress, ServiceError, ServiceStatus, iso
 from fleet_agent.operator import converge, render
 from fleet_agent.operator.fleet import Device
+from fleet_agent.operator.watch_cmd import screen
 from fleet_agent.operator.wire import Alert, DeviceState, HistoryEntry
 from tests.unit.factories import T0
 
@@ -163,3 +166,34 @@ def test_an_empty_target_has_converged_once_the_device_reports_its_version() -> 
     state = DeviceState("d", "0.1.0", 2, True, {}, iso(T0))
     assert converge.verdict(Device("d", state=state), [], 2) == ("ok", "no services")
     assert converge.verdict(Device("d"), [], 2) is None
+
+
+def test_watch_shows_one_line_per_device_when_the_table_does_not_fit() -> None:
+    def render_text(height: int, count: int) -> str:
+        fleet = [
+            Device(
+                f"dev-{n:04d}",
+                availability="online",
+                services={"web": status(), "db": status("db")},
+            )
+            for n in range(count)
+        ]
+        fleet[min(7, count - 1)] = Device(
+            "dev-0007",
+            availability="online",
+            services={"web": status(state="error", error=failing())},
+        )
+        out = Console(width=200, record=True, file=io.StringIO())
+        out.print(screen(fleet, T0, height))
+        return out.export_text()
+
+    small = render_text(40, 3)
+    assert "DEVICE" in small and small.count("dev-") == 5  # the full table: a row per service
+    assert "ImagePullBackOff" in small
+    large = render_text(20, 1000).splitlines()
+    assert "DEVICE" not in "\n".join(large)
+    assert (
+        large[1].startswith("dev-0007") and "ImagePullBackOff 3/10 in 42s" in large[1]
+    )  # trouble first
+    assert large[-1] == "... and 983 more devices" and len(large) <= 20
+    assert "1000 devices, 1 in trouble" in large[0]
