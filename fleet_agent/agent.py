@@ -64,9 +64,11 @@ class TargetFileWatcher:
             if stamp == self._seen:
                 return
             payload = self.path.read_bytes()
-        except FileNotFoundError:
+        except OSError as exc:  # missing, a directory, unreadable: said once, looked at again
             if not self._missing_reported:
-                log.warning("target file missing", path=str(self.path))
+                missing = isinstance(exc, FileNotFoundError)
+                what = "target file missing" if missing else "target file unreadable"
+                log.warning(what, path=str(self.path), error=str(exc))
                 self._missing_reported = True
             return
         self._missing_reported = False
@@ -173,7 +175,12 @@ class Agent:
 
     def offer(self, payload: bytes, source: str) -> Ack:
         try:
-            decision = self.store.offer(payload, self.clock.wall(), self.settings.max_target_bytes)
+            decision = self.store.offer(
+                payload,
+                self.clock.wall(),
+                self.settings.max_target_bytes,
+                self.settings.max_services,
+            )
         except OSError as exc:  # never act on a target that is not on disk
             decision = Decision(not_persisted(payload, self.clock.wall(), str(exc)), None)
         ack = decision.ack

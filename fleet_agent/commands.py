@@ -1,16 +1,22 @@
 """Commands from the cloud (`cmd/retry`, `cmd/reconcile`): decoding and results (pure).
 
 The transport hands a command's name and raw payload here together with the two actions the
-agent offers; the result always says which command it answers and echoes `requestId`.
+agent offers; the result always says which command it answers and echoes `requestId`. A
+payload is read within bounds (size, depth, repeated keys) like a target, so every command,
+however malformed, gets a result and nothing else happens.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import msgspec
 
+from fleet_agent.jsondoc import Malformed, load
+
 COMMANDS = ("retry", "reconcile")
+MAX_COMMAND_BYTES = 64 * 1024
 
 
 class Command(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):
@@ -33,10 +39,10 @@ def execute(
     reconcile: Callable[[], None],
     known: Callable[[], set[str]],
 ) -> CommandResult:
-    try:
-        command = msgspec.json.decode(payload or b"{}", type=Command)
-    except msgspec.MsgspecError as exc:
-        return CommandResult(name, False, _request_id(payload), error=f"invalid command: {exc}")
+    decoded = decode(payload)
+    if isinstance(decoded, CommandResult):
+        return msgspec.structs.replace(decoded, command=name)
+    command = decoded
     if name not in COMMANDS:
         return CommandResult(name, False, command.request_id, error=f"unknown command {name!r}")
     if name == "reconcile":
@@ -49,10 +55,27 @@ def execute(
     return CommandResult(name, True, command.request_id, services=services)
 
 
-def _request_id(payload: bytes) -> str | None:
-    """Echo a request id even from a command that failed to decode, when it can be found."""
+def decode(payload: bytes) -> Command | CommandResult:
+    """The command, or a failed result (its `command` left for the caller) saying why not."""
+    if len(payload) > MAX_COMMAND_BYTES:
+        return _invalid(f"payload of {len(payload)} bytes exceeds {MAX_COMMAND_BYTES}", None)
     try:
-        value = msgspec.json.decode(payload).get("requestId")
-    except (msgspec.DecodeError, AttributeError):
-        return None
+        raw, repeated = load(payload or b"{}")
+    except Malformed as exc:
+        return _invalid(f"{exc.error.path}: {exc.error.message}", None)
+    if repeated:
+        return _invalid(f"{repeated[0].path}: {repeated[0].message}", _request_id(raw))
+    try:
+        return msgspec.convert(raw, Command, strict=True)
+    except msgspec.ValidationError as exc:
+        return _invalid(str(exc), _request_id(raw))
+
+
+def _invalid(reason: str, request_id: str | None) -> CommandResult:
+    return CommandResult("", False, request_id, error=f"invalid command: {reason}")
+
+
+def _request_id(raw: Any) -> str | None:
+    """Echo a request id even from a command that failed to decode, when it can be found."""
+    value = raw.get("requestId") if isinstance(raw, dict) else None
     return value if isinstance(value, str) else None

@@ -20,11 +20,15 @@ from fleet_agent import policy, signing
 from fleet_agent.admission import Admission
 from fleet_agent.backoff import BackoffPolicy
 from fleet_agent.simconfig import SimConfig, is_sim
-from fleet_agent.validate import NAME_PATTERN
+from fleet_agent.validate import DEFAULT_MAX_SERVICES, NAME_PATTERN
 
 ENV_PREFIX = "FLEET_AGENT_"
-Positive = Annotated[float, msgspec.Meta(gt=0)]
+WEEK = 7 * 24 * 3600.0
+# Finite and sane: `inf` seconds would reach APScheduler and the engine as an overflow.
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=WEEK)]
+Positive = Seconds
 CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+_PORT = re.compile(r"[0-9]{1,5}", re.ASCII)
 
 
 class ConfigError(Exception):
@@ -43,15 +47,16 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     topic_prefix: str = "fleet"
     docker_host: str | None = None
     state_dir: str = "/var/lib/fleet-agent"
-    reconcile_interval: Positive = 30.0
-    backoff_initial: Positive = 10.0
-    backoff_max: Positive = 300.0
-    max_retries: Annotated[int, msgspec.Meta(ge=1)] = 10
-    crash_reset_after: Positive = 600.0
-    pull_timeout: Positive = 300.0
-    pull_concurrency: Annotated[int, msgspec.Meta(ge=1)] = 3
-    stop_timeout: Annotated[int, msgspec.Meta(ge=0)] = 10
-    max_target_bytes: Annotated[int, msgspec.Meta(ge=1)] = 256 * 1024
+    reconcile_interval: Seconds = 30.0
+    backoff_initial: Seconds = 10.0
+    backoff_max: Seconds = 300.0
+    max_retries: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10
+    crash_reset_after: Seconds = 600.0
+    pull_timeout: Seconds = 300.0
+    pull_concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 3
+    stop_timeout: Annotated[int, msgspec.Meta(ge=0, le=3600)] = 10
+    max_target_bytes: Annotated[int, msgspec.Meta(ge=1, le=64 * 1024 * 1024)] = 256 * 1024
+    max_services: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_MAX_SERVICES
     log_format: Literal["console", "json"] | None = None
     labels: dict[str, str] = {}
     # integrations (docs/integrations.md)
@@ -74,10 +79,12 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if not NAME_PATTERN.fullmatch(self.device_id):
             raise ValueError(f"device_id {self.device_id!r} must match {NAME_PATTERN.pattern}")
-        url = urlsplit(self.mqtt_url)
-        if self.mqtt_enabled and (url.scheme not in ("mqtt", "mqtts") or not url.hostname):
+        if self.mqtt_enabled:
+            _check_mqtt_url(self.mqtt_url)
+        _check_topic_prefix(self.topic_prefix)
+        if self.backoff_max < self.backoff_initial:
             raise ValueError(
-                f"mqtt_url {self.mqtt_url!r}: use mqtt://host:port, mqtts://host:port or none"
+                f"backoff_max {self.backoff_max} is below backoff_initial {self.backoff_initial}"
             )
         if is_sim(self.docker_host):
             SimConfig.from_url(self.docker_host or "")  # raises on a bad parameter
@@ -138,6 +145,34 @@ def parse_labels(text: str) -> dict[str, str]:
     return labels
 
 
+def _check_mqtt_url(value: str) -> None:
+    """What the MQTT link will use, checked now: a bad port must not surface as a traceback."""
+    url = urlsplit(value)
+    if url.scheme not in ("mqtt", "mqtts") or not url.hostname:
+        raise ValueError(f"mqtt_url {value!r}: use mqtt://host:port, mqtts://host:port or none")
+    if url.username is not None or url.password is not None:
+        raise ValueError(
+            f"mqtt_url {value!r}: credentials go in {ENV_PREFIX}MQTT_USERNAME and _PASSWORD"
+        )
+    if url.path not in ("", "/") or url.query or url.fragment:
+        raise ValueError(f"mqtt_url {value!r}: no path, query or fragment, just host and port")
+    _, colon, port = url.netloc.rpartition("]")[2].rpartition(":")
+    if colon and not _PORT.fullmatch(port):
+        raise ValueError(f"mqtt_url {value!r}: port {port!r} is not a number")
+    if colon and not 1 <= int(port) <= 65535:
+        raise ValueError(f"mqtt_url {value!r}: port {int(port)} is out of range 1-65535")
+
+
+def _check_topic_prefix(prefix: str) -> None:
+    """One or more non-empty topic levels, free of wildcards, not a broker's `$` topic."""
+    if any(c in prefix for c in "+#\x00"):
+        raise ValueError(f"topic_prefix {prefix!r} must not hold '+', '#' or NUL")
+    if not all(prefix.split("/")):
+        raise ValueError(f"topic_prefix {prefix!r} has an empty level (leading, trailing or //)")
+    if prefix.startswith("$"):
+        raise ValueError(f"topic_prefix {prefix!r} must not start with '$' (broker topics)")
+
+
 def _from_env(environ: dict[str, str]) -> dict[str, Any]:
     names = {field.name for field in msgspec.structs.fields(Settings)}
     values: dict[str, Any] = {}
@@ -155,7 +190,7 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Set
     if path is not None:
         try:
             values = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # TOML and UTF-8 errors are ValueErrors
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
     values |= _from_env(dict(os.environ) if environ is None else environ)
     if isinstance(values.get("mqtt_protocol"), int):  # `mqtt_protocol = 5` in TOML

@@ -9,8 +9,9 @@ from __future__ import annotations
 import msgspec
 
 from fleet_agent.admission import FORBIDDEN, Admission
+from fleet_agent.jsondoc import Malformed, load
 from fleet_agent.model import Ack, FieldError, Target, iso
-from fleet_agent.validate import decode_target
+from fleet_agent.validate import DEFAULT_MAX_SERVICES, raw_version, read_target
 
 DEFAULT_MAX_BYTES = 256 * 1024
 NO_TARGET = 204  # an empty payload: "no target", nothing is touched (our extension of the codes)
@@ -34,12 +35,13 @@ def not_persisted(payload: bytes, now: float, reason: str) -> Ack:
 
 
 def version_of(payload: bytes) -> int | None:
-    """Best effort, so that even a rejected ack names the version it answers."""
+    """Best effort, so that even a rejected ack names the version it answers (when it is one
+    a target may carry: an integer from 0 to 2^53 - 1)."""
     try:
-        version = msgspec.json.decode(payload).get("version")
-    except (msgspec.DecodeError, AttributeError):
+        raw, _ = load(payload)
+    except Malformed:
         return None
-    return version if isinstance(version, int) and not isinstance(version, bool) else None
+    return raw_version(raw)
 
 
 def decide(
@@ -49,10 +51,12 @@ def decide(
     max_bytes: int = DEFAULT_MAX_BYTES,
     highest: int | None = None,
     admission: Admission | None = None,
+    max_services: int = DEFAULT_MAX_SERVICES,
 ) -> Decision:
     """`highest`: the highest version ever accepted (the current target's when not given), so
     a versionless target in between never lets an old version back in. `admission`: the
-    device's signature and policy demands (403), checked before the version rules."""
+    device's signature and policy demands (403), checked before the version rules. Never
+    raises."""
     if len(payload) > max_bytes:
         message = f"payload of {len(payload)} bytes exceeds the limit of {max_bytes} bytes"
         return _reject(413, now, [FieldError("$", message)])
@@ -63,9 +67,9 @@ def decide(
         if opened.payload is None:
             return _reject(FORBIDDEN, now, opened.errors, opened.version)
         payload = opened.payload
-    decoded = decode_target(payload)
+    decoded, version = read_target(payload, max_services)
     if isinstance(decoded, list):
-        return _reject(400, now, decoded, version_of(payload))
+        return _reject(400, now, decoded, version)
     denied = admission.violations(decoded) if admission is not None else []
     if denied:
         return _reject(FORBIDDEN, now, denied, decoded.version)

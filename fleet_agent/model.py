@@ -19,7 +19,9 @@ ServiceState = Literal[
 ErrorType = Literal[
     "ImagePullBackOff", "ErrImagePull", "InvalidImageName", "StartFailure", "CrashLoopBackOff"
 ]
-NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+MAX_SAFE_INT = 2**53 - 1  # the largest integer every JSON tool (JavaScript included) holds exactly
+# Versions and ids: what a cloud in any language can send back and compare without rounding.
+NonNegative = Annotated[int, msgspec.Meta(ge=0, le=MAX_SAFE_INT)]
 
 
 class ServiceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):

@@ -19,6 +19,7 @@ import structlog
 from fleet_agent.admission import Admission
 from fleet_agent.intake import DEFAULT_MAX_BYTES, Decision, decide
 from fleet_agent.model import Target
+from fleet_agent.validate import DEFAULT_MAX_SERVICES
 
 TARGET_FILE = "target.json"
 MANUAL_STOPS_FILE = "manual-stops.json"
@@ -87,10 +88,18 @@ class TargetStore:
         with self._lock:
             return self._target
 
-    def offer(self, payload: bytes, now: float, max_bytes: int = DEFAULT_MAX_BYTES) -> Decision:
+    def offer(
+        self,
+        payload: bytes,
+        now: float,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_services: int = DEFAULT_MAX_SERVICES,
+    ) -> Decision:
         """Decide on a received target and, when it is taken, persist it before anything acts."""
         with self._lock:
-            decision = decide(payload, self._target, now, max_bytes, self._highest, self.admission)
+            decision = decide(
+                payload, self._target, now, max_bytes, self._highest, self.admission, max_services
+            )
             if decision.target is not None:
                 versions = [v for v in (decision.target.version, self._highest) if v is not None]
                 highest = max(versions, default=None)

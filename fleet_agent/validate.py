@@ -1,9 +1,12 @@
 """Strict target decoding that reports every invalid field with its path, not just the first.
 
 msgspec stops at the first error; a person fixing a target wants them all at once. So the raw
-JSON is walked against the Struct annotations (objects, arrays, maps, unions of both), each leaf
-is checked with `msgspec.convert`, and only a clean document is converted for real. Rules the
-schema cannot say (names, unique services, image references, ports) are checked afterwards.
+JSON (read within bounds by `jsondoc`: depth, repeated keys) is converted in one go when it is
+sound, and otherwise walked against the Struct annotations (objects, arrays, maps, unions of
+both), each leaf checked with `msgspec.convert`. Rules the schema cannot say (names, unique
+services and appIds, the services cap, image references) are checked afterwards, and a
+service's config by `validate_config`. Every step is linear in the payload's size, and an ack
+lists at most MAX_ERRORS errors.
 """
 
 from __future__ import annotations
@@ -12,31 +15,71 @@ import re
 import types
 import typing
 from collections.abc import Iterator
+from itertools import chain, islice
 from typing import Any
 
 import msgspec
 
-from fleet_agent import hostkeys, reference
-from fleet_agent.model import FieldError, Target
-from fleet_agent.spec import parse_port
+from fleet_agent import reference
+from fleet_agent.jsondoc import MAX_DEPTH, Malformed, key_path, load
+from fleet_agent.model import MAX_SAFE_INT, FieldError, Target
+from fleet_agent.validate_config import RESERVED_LABEL_PREFIX, config_errors
+from fleet_agent.validate_ports import MAX_BINDINGS
+
+__all__ = [
+    "DEFAULT_MAX_SERVICES",
+    "MAX_BINDINGS",
+    "MAX_DEPTH",
+    "MAX_ERRORS",
+    "MAX_SAFE_INT",
+    "NAME_PATTERN",
+    "RESERVED_LABEL_PREFIX",
+    "decode_target",
+    "raw_version",
+    "read_target",
+]
 
 NAME_PATTERN = re.compile(r"[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?")
-_PORT = re.compile(
-    r"(?:(?:(?P<ip>\[[0-9a-fA-F:]+\]|[0-9.]+):)?(?P<host>\d{1,5}(?:-\d{1,5})?)?:)?"
-    r"(?P<container>\d{1,5}(?:-\d{1,5})?)(?:/(?P<proto>tcp|udp|sctp))?"
-)
-_MAX_PORT = 65535
-RESERVED_LABEL_PREFIX = "io.fleet-agent."
+DEFAULT_MAX_SERVICES = 100
+MAX_ERRORS = 100  # errors listed in one ack; a final entry says when more were left out
 
 
-def decode_target(payload: bytes) -> Target | list[FieldError]:
-    """Decode a target, or return every error found (path and message)."""
+def decode_target(
+    payload: bytes, max_services: int = DEFAULT_MAX_SERVICES
+) -> Target | list[FieldError]:
+    """Decode a target, or return the errors found (path and message). Never raises."""
+    return read_target(payload, max_services)[0]
+
+
+def read_target(
+    payload: bytes, max_services: int = DEFAULT_MAX_SERVICES
+) -> tuple[Target | list[FieldError], int | None]:
+    """`decode_target` and, even for a rejected target, its version when it is one a target
+    may carry, so that an ack names the version it answers (the payload is read once)."""
     try:
-        raw = msgspec.json.decode(payload)
-    except msgspec.DecodeError as exc:
-        return [FieldError("$", f"invalid JSON: {exc}")]
-    errors = [*_check(raw, Target, "$"), *semantic_errors(raw)]
-    return errors or msgspec.convert(raw, Target, strict=True)
+        raw, repeated = load(payload)
+    except Malformed as exc:
+        return [exc.error], None
+    try:
+        target: Target | None = msgspec.convert(raw, Target, strict=True)
+    except msgspec.ValidationError:
+        target = None
+    schema = _check(raw, Target, "$") if target is None else iter(())
+    rules = semantic_errors(raw, max_services)
+    found = chain(repeated, _over_cap(raw, max_services), schema, rules)
+    errors = list(islice(found, MAX_ERRORS + 1))
+    if len(errors) > MAX_ERRORS:
+        errors[MAX_ERRORS:] = [
+            FieldError("$", f"more errors not listed after the first {MAX_ERRORS}")
+        ]
+    return (errors if errors or target is None else target), raw_version(raw)
+
+
+def raw_version(raw: Any) -> int | None:
+    version = raw.get("version") if isinstance(raw, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and 0 <= version <= MAX_SAFE_INT:
+        return version
+    return None
 
 
 def _type_name(value: Any) -> str:
@@ -59,7 +102,7 @@ def _check(value: Any, annotation: Any, path: str) -> Iterator[FieldError]:
             yield FieldError(path, f"Expected `object`, got `{_type_name(value)}`")
             return
         for key, item in value.items():
-            yield from _check(item, typing.get_args(annotation)[1], f"{path}.{key}")
+            yield from _check(item, typing.get_args(annotation)[1], key_path(path, key))
     elif origin in (typing.Union, types.UnionType) and _is_container_union(annotation):
         yield from _check_union(value, annotation, path)
     else:
@@ -94,7 +137,7 @@ def _check_struct(value: Any, struct: type[msgspec.Struct], path: str) -> Iterat
     fields = {f.encode_name: f for f in msgspec.structs.fields(struct)}
     for key in value:
         if key not in fields:
-            yield FieldError(f"{path}.{key}", "unknown field")
+            yield FieldError(key_path(path, key), "unknown field")
     for name, info in fields.items():
         if name in value:
             yield from _check(value[name], hints[info.name], f"{path}.{name}")
@@ -106,48 +149,67 @@ def _raw_apps(raw: Any) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
     """(path, key, app) for every app object, whether `apps` is an object or a list."""
     apps = raw.get("apps") if isinstance(raw, dict) else None
     if isinstance(apps, dict):
-        pairs: list[tuple[str, str | None, Any]] = [(f"$.apps.{k}", k, v) for k, v in apps.items()]
+        for key, app in apps.items():
+            if isinstance(app, dict):
+                yield key_path("$.apps", key), key, app
     elif isinstance(apps, list):
-        pairs = [(f"$.apps[{i}]", None, v) for i, v in enumerate(apps)]
-    else:
-        pairs = []
-    yield from ((path, key, app) for path, key, app in pairs if isinstance(app, dict))
+        for index, app in enumerate(apps):
+            if isinstance(app, dict):
+                yield f"$.apps[{index}]", None, app
 
 
-def semantic_errors(raw: Any) -> Iterator[FieldError]:
-    """Rules beyond the schema (names, uniqueness, references, ports, volumes, labels).
+def _raw_services(raw: Any, apps: int | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(path, service) for every service object of the first `apps` apps (all by default)."""
+    for app_path, _, app in islice(_raw_apps(raw), apps):
+        services = app.get("services")
+        for index, service in enumerate(services if isinstance(services, list) else []):
+            if isinstance(service, dict):
+                yield f"{app_path}.services[{index}]", service
+
+
+def _over_cap(raw: Any, max_services: int) -> Iterator[FieldError]:
+    """The first app or service past the cap: each service costs a container, a pull and
+    topics, and no more apps than that are needed to hold them."""
+    apps = raw.get("apps") if isinstance(raw, dict) else None
+    listed = apps.values() if isinstance(apps, dict) else apps if isinstance(apps, list) else []
+    if len(listed) > max_services:
+        beyond = next(islice(_raw_apps(raw), max_services, None), None)
+        if beyond is not None:
+            yield FieldError(beyond[0], f"more than {max_services} apps in one target")
+        return
+    services = (a.get("services") for a in listed if isinstance(a, dict))
+    if sum(len(s) for s in services if isinstance(s, list)) <= max_services:
+        return  # counted without building a path for each service
+    service = next(islice(_raw_services(raw), max_services, None), None)
+    if service is not None:
+        yield FieldError(service[0], f"more than {max_services} services in one target")
+
+
+def semantic_errors(raw: Any, max_services: int = DEFAULT_MAX_SERVICES) -> Iterator[FieldError]:
+    """Rules beyond the schema (names, uniqueness, references, config), for the services
+    within the cap (those beyond it are refused by the cap, unexamined).
 
     Each rule looks at its raw field whenever that field has the right type (the schema check
     reports it otherwise), so one ack lists every error, schema and rules alike."""
-    seen: dict[str, str] = {}
-    for app_path, key, app in _raw_apps(raw):
+    app_ids: dict[int, str] = {}
+    for app_path, key, app in islice(_raw_apps(raw), max_services):
         app_id = app.get("appId")
         if key is not None and isinstance(app_id, int) and key != str(app_id):
             yield FieldError(f"{app_path}.appId", f"appId {app_id} does not match key {key!r}")
-        services = app.get("services")
-        for index, service in enumerate(services if isinstance(services, list) else []):
-            if not isinstance(service, dict):
-                continue
-            path = f"{app_path}.services[{index}]"
-            name = service.get("serviceName")
-            if isinstance(name, str) and name in seen:
-                message = f"duplicate service name {name!r}, first at {seen[name]}"
-                yield FieldError(f"{path}.serviceName", message)
-            if isinstance(name, str):
-                seen.setdefault(name, path)
-            yield from _service_errors(service, path)
-
-
-def _strings(value: Any) -> list[tuple[int, str]]:
-    return (
-        [(i, v) for i, v in enumerate(value) if isinstance(v, str)]
-        if isinstance(value, list)
-        else []
-    )
-
-
-def _keys(value: Any) -> list[str]:
-    return [k for k in value if isinstance(k, str)] if isinstance(value, dict) else []
+        if key is None and isinstance(app_id, int) and app_id in app_ids:
+            message = f"duplicate appId {app_id}, first at {app_ids[app_id]}"
+            yield FieldError(f"{app_path}.appId", message)
+        if isinstance(app_id, int):
+            app_ids.setdefault(app_id, app_path)
+    seen: dict[str, str] = {}
+    for path, service in islice(_raw_services(raw, max_services), max_services):
+        name = service.get("serviceName")
+        if isinstance(name, str) and name in seen:
+            message = f"duplicate service name {name!r}, first at {seen[name]}"
+            yield FieldError(f"{path}.serviceName", message)
+        if isinstance(name, str):
+            seen.setdefault(name, path)
+        yield from _service_errors(service, path)
 
 
 def _service_errors(service: dict[str, Any], path: str) -> Iterator[FieldError]:
@@ -163,34 +225,4 @@ def _service_errors(service: dict[str, Any], path: str) -> Iterator[FieldError]:
     config: dict[str, Any] = raw_config if isinstance(raw_config, dict) else {}
     if isinstance(config.get("image"), str) and isinstance(image, str) and config["image"] != image:
         yield FieldError(f"{path}.config.image", "must equal imageName when given")
-    yield from _config_errors(config, f"{path}.config")
-
-
-def _config_errors(config: dict[str, Any], path: str) -> Iterator[FieldError]:
-    for index, port in _strings(config.get("ports")):
-        if not _valid_port(port):
-            yield FieldError(f"{path}.ports[{index}]", f"invalid port mapping {port!r}")
-    for index, volume in _strings(config.get("volumes")):
-        parts = volume.split(":")
-        if not 2 <= len(parts) <= 3 or not all(parts[:2]) or not parts[1].startswith("/"):
-            yield FieldError(f"{path}.volumes[{index}]", f"invalid volume {volume!r}")
-    for key in _keys(config.get("environment")):
-        if not key or "=" in key:
-            yield FieldError(f"{path}.environment.{key}", "invalid variable name")
-    for key in _keys(config.get("labels")):
-        if key.startswith(RESERVED_LABEL_PREFIX):
-            message = f"{RESERVED_LABEL_PREFIX}* labels are reserved"
-            yield FieldError(f"{path}.labels.{key}", message)
-    yield from hostkeys.config_errors(config, path)
-
-
-def _valid_port(mapping: str) -> bool:
-    """The grammar, and what the container spec can express: real ports, equal-length ranges."""
-    if not _PORT.fullmatch(mapping):
-        return False
-    try:
-        bindings = parse_port(mapping)
-    except ValueError:
-        return False
-    ports = [b.container_port for b in bindings] + [b.host_port or 1 for b in bindings]
-    return bool(bindings) and all(1 <= port <= _MAX_PORT for port in ports)
+    yield from config_errors(config, f"{path}.config")

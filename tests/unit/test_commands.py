@@ -147,3 +147,40 @@ def test_an_undecodable_payload_without_a_string_request_id_is_invalid_with_no_r
     assert result.error is not None
     assert result.error.startswith("invalid command: ")
     assert (actions.retry_calls, actions.reconciles) == ([], 0)
+
+
+@pytest.mark.parametrize("levels", [1000, 30_000])
+def test_a_deeply_nested_command_is_answered_invalid_not_with_a_recursion_error(
+    levels: int,
+) -> None:
+    actions = Actions()
+    payload = b'{"requestId": "r-10", "service": ' + b"[" * levels + b"]" * levels + b"}"
+
+    result = actions.run("retry", payload)
+
+    assert result == CommandResult(
+        "retry", False, None, error="invalid command: $: invalid JSON: nested deeper than 32 levels"
+    )
+    assert (actions.retry_calls, actions.reconciles) == ([], 0)
+
+
+def test_a_command_with_a_duplicate_key_is_invalid_naming_the_key() -> None:
+    actions = Actions()
+
+    result = actions.run("retry", b'{"service": "nodered", "service": "ghost", "requestId": "r"}')
+
+    assert result == CommandResult(
+        "retry", False, "r", error="invalid command: $.service: duplicate key"
+    )
+    assert actions.retry_calls == []
+
+
+def test_a_command_over_the_size_limit_is_invalid_without_being_decoded() -> None:
+    actions = Actions()
+    payload = b'{"requestId": "r", "service": "' + b"x" * 70_000 + b'"}'
+
+    result = actions.run("reconcile", payload)
+
+    assert result.ok is False
+    assert result.error == f"invalid command: payload of {len(payload)} bytes exceeds 65536"
+    assert actions.reconciles == 0

@@ -40,6 +40,7 @@ def test_only_the_device_id_is_required_and_everything_else_has_the_contract_def
         pull_concurrency=3,
         stop_timeout=10,
         max_target_bytes=262144,
+        max_services=100,
         log_format=None,
     )
     assert settings.backoff == BackoffPolicy(10.0, 300.0, 10)
@@ -260,3 +261,116 @@ def test_a_bad_webhook_url_is_reported_without_its_credentials() -> None:
     with pytest.raises(ConfigError) as caught:
         load(None, {"FLEET_AGENT_DEVICE_ID": "d", "FLEET_AGENT_WEBHOOK_URL": "ftp://u:pw@h/x"})
     assert "pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("mqtt://h:99999", "port 99999 is out of range 1-65535"),
+        ("mqtt://h:0", "port 0 is out of range 1-65535"),
+        ("mqtt://h:abc", "port 'abc' is not a number"),
+        ("mqtt://h:٨٠", "port '٨٠' is not a number"),
+        ("mqtt://h:", "port '' is not a number"),
+        ("http://h:1883", "use mqtt://host:port"),
+        ("mqtt://:1883", "use mqtt://host:port"),
+        ("mqtt://user:pw@h:1883", "credentials go in FLEET_AGENT_MQTT_USERNAME"),
+        ("mqtt://h:1883/x", "no path, query or fragment"),
+    ],
+)
+def test_a_bad_mqtt_url_is_a_config_error_saying_what_is_wrong(url: str, reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason) as caught:
+        load(None, {"FLEET_AGENT_DEVICE_ID": "d1", "FLEET_AGENT_MQTT_URL": url})
+
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["mqtt://h", "mqtts://h:8883", "mqtt://[::1]:1883", "none", ""])
+def test_good_mqtt_urls_are_accepted(url: str) -> None:
+    assert load(None, {"FLEET_AGENT_DEVICE_ID": "d1", "FLEET_AGENT_MQTT_URL": url}).mqtt_url == url
+
+
+@pytest.mark.parametrize(
+    ("prefix", "reason"),
+    [
+        ("fleet/+", "must not hold"),
+        ("#", "must not hold"),
+        ("a\x00b", "must not hold"),
+        ("", "empty"),
+        ("/fleet", "empty"),
+        ("fleet/", "empty"),
+        ("a//b", "empty"),
+        ("$SYS", "must not start with"),
+    ],
+)
+def test_a_topic_prefix_that_cannot_name_topics_is_a_config_error(prefix: str, reason: str) -> None:
+    with pytest.raises(ConfigError, match=f"topic_prefix.*{reason}"):
+        load(None, {"FLEET_AGENT_DEVICE_ID": "d1", "FLEET_AGENT_TOPIC_PREFIX": prefix})
+
+
+@pytest.mark.parametrize("prefix", ["fleet", "acme/prod", "site-1/fleet_a", "grüße"])
+def test_a_topic_prefix_of_plain_levels_is_accepted(prefix: str) -> None:
+    environ = {"FLEET_AGENT_DEVICE_ID": "d1", "FLEET_AGENT_TOPIC_PREFIX": prefix}
+
+    assert load(None, environ).topic_prefix == prefix
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("FLEET_AGENT_RECONCILE_INTERVAL", "inf"),
+        ("FLEET_AGENT_RECONCILE_INTERVAL", "nan"),
+        ("FLEET_AGENT_RECONCILE_INTERVAL", "1e308"),
+        ("FLEET_AGENT_BACKOFF_MAX", "inf"),
+        ("FLEET_AGENT_PULL_TIMEOUT", "1e12"),
+        ("FLEET_AGENT_MAX_RETRIES", "100000000000000000000"),
+        ("FLEET_AGENT_STOP_TIMEOUT", "99999999999"),
+        ("FLEET_AGENT_PULL_CONCURRENCY", "1000000"),
+        ("FLEET_AGENT_MAX_TARGET_BYTES", "1e30"),
+        ("FLEET_AGENT_MAX_SERVICES", "0"),
+        ("FLEET_AGENT_MAX_SERVICES", "\u0661\u0660"),  # Arabic-Indic 10
+    ],
+)
+def test_numbers_beyond_sane_bounds_are_config_errors(variable: str, value: str) -> None:
+    name = variable.removeprefix("FLEET_AGENT_").lower()
+
+    with pytest.raises(ConfigError, match=name):
+        load(None, {"FLEET_AGENT_DEVICE_ID": "d1", variable: value})
+
+
+def test_the_services_cap_is_a_setting_with_a_default_of_100() -> None:
+    assert load(None, {"FLEET_AGENT_DEVICE_ID": "d1"}).max_services == 100
+    environ = {"FLEET_AGENT_DEVICE_ID": "d1", "FLEET_AGENT_MAX_SERVICES": "250"}
+    assert load(None, environ).max_services == 250
+
+
+def test_a_backoff_maximum_below_the_initial_delay_is_a_config_error() -> None:
+    environ = {
+        "FLEET_AGENT_DEVICE_ID": "d1",
+        "FLEET_AGENT_BACKOFF_INITIAL": "20",
+        "FLEET_AGENT_BACKOFF_MAX": "10",
+    }
+
+    with pytest.raises(ConfigError, match="backoff_max"):
+        load(None, environ)
+
+
+def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_bytes(b'device_id = "d\xff1"\n')
+
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load(path, {})
+
+
+def test_a_config_file_that_is_a_directory_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load(tmp_path, {"FLEET_AGENT_DEVICE_ID": "d1"})
+
+
+def test_a_config_file_with_a_table_where_a_value_belongs_is_a_config_error(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, 'device_id = "d1"\n[mqtt_url]\nhost = "h"\n')
+
+    with pytest.raises(ConfigError, match="mqtt_url"):
+        load(path, {})

@@ -41,7 +41,6 @@ def paths(target: Target, rules: Policy = DEFAULT, ctx: Context = CTX) -> list[s
         ({"volumes": ["/etc:/etc:ro"]}, "config.volumes[0]"),
         ({"volumes": ["data:/d", "/srv/../etc:/x"]}, "config.volumes[1]"),
         ({"volumes": ["/var/lib/fleet-agent:/state"]}, "config.volumes[0]"),
-        ({"volumes": ["./here:/x"]}, "config.volumes[0]"),
         ({"devices": ["/dev/ttyUSB0"]}, "config.devices[0]"),
         ({"capAdd": ["NET_ADMIN"]}, "config.capAdd[0]"),
         ({"networkMode": "host"}, "config.networkMode"),

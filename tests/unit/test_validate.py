@@ -262,7 +262,7 @@ def test_every_semantic_error_of_a_service_is_reported_at_once() -> None:
         imageName="BAD IMAGE",
         config={
             "ports": ["1880:1880", "http"],
-            "volumes": ["data", "x:y", "a:/b:ro"],
+            "volumes": ["data", "x:y", "ab:/b:ro"],
             "environment": {"": "x", "A=B": "y", "OK": "z"},
             "labels": {"io.fleet-agent.service": "x", "team": "ops"},
         },
@@ -274,8 +274,8 @@ def test_every_semantic_error_of_a_service_is_reported_at_once() -> None:
         FieldError(f"{SVC_PATH}.config.ports[1]", "invalid port mapping 'http'"),
         FieldError(f"{SVC_PATH}.config.volumes[0]", "invalid volume 'data'"),
         FieldError(f"{SVC_PATH}.config.volumes[1]", "invalid volume 'x:y'"),
-        FieldError(f"{SVC_PATH}.config.environment.", "invalid variable name"),
-        FieldError(f"{SVC_PATH}.config.environment.A=B", "invalid variable name"),
+        FieldError(f"{SVC_PATH}.config.environment.", "invalid variable name: empty"),
+        FieldError(f"{SVC_PATH}.config.environment.A=B", "invalid variable name: it holds '='"),
         FieldError(
             f"{SVC_PATH}.config.labels.io.fleet-agent.service",
             "io.fleet-agent.* labels are reserved",
@@ -308,19 +308,21 @@ def test_a_malformed_port_mapping_is_reported_with_its_index(port: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "port",
+    ("port", "reason"),
     [
-        "1.2.3.4:80",  # an ip with no host part: docker refuses it, spec.parse_port raises
-        "8000-8001:9000",  # ranges of unequal length: spec.parse_port raises
-        "9000-8000",  # a reversed range: spec.parse_port silently yields no binding at all
-        "70000:80",  # beyond 65535: only the engine would refuse it, at create time
+        ("1.2.3.4:80", ""),  # an ip with no host part: docker refuses it, spec.parse_port raises
+        ("8000-8001:9000", ": ranges differ in length"),  # spec.parse_port raises
+        ("9000-8000", ": range 9000-8000 is reversed"),  # spec.parse_port yields no binding
+        ("70000:80", ": host port 70000 is out of range 0-65535"),  # the engine refuses it
     ],
 )
-def test_a_port_mapping_the_container_spec_cannot_express_is_rejected(port: str) -> None:
+def test_a_port_mapping_the_container_spec_cannot_express_is_rejected(
+    port: str, reason: str
+) -> None:
     # Accepting these would make spec.build_spec (called by planner.plan) raise or drop the
     # port on every pass.
     assert errors_of(with_config(ports=[port])) == [
-        FieldError(f"{SVC_PATH}.config.ports[0]", f"invalid port mapping {port!r}")
+        FieldError(f"{SVC_PATH}.config.ports[0]", f"invalid port mapping {port!r}{reason}")
     ]
 
 
