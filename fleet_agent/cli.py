@@ -64,20 +64,15 @@ def _parser(chosen: str | None) -> tuple[argparse.ArgumentParser, ModuleType | N
 def run(config_path: Path | None, target_file: Path | None) -> int:
     import structlog  # noqa: PLC0415 (the agent's imports, only for `run`)
 
-    from fleet_agent import config, logs  # noqa: PLC0415
-    from fleet_agent.agent import Agent  # noqa: PLC0415
+    from fleet_agent import startup  # noqa: PLC0415
 
-    try:
-        settings = config.load(config_path)
-        admission = config.admission(settings)
-    except config.ConfigError as exc:
-        print(f"fleet-agent: {exc}", file=sys.stderr)
-        return 2
-    logs.configure(settings.resolved_log_format)
+    agent = startup.prepare(config_path, target_file)
+    if isinstance(agent, str):  # a configuration error: one line, exit code 2
+        print(agent, file=sys.stderr)
+        return startup.CONFIG_ERROR
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    agent = Agent(settings, target_file=target_file, admission=admission)
     agent.start()
     stop.wait()
     structlog.get_logger(__name__).info("stopping")

@@ -38,6 +38,10 @@ _EXIT = re.compile(r"Exited \((-?\d+)\)")
 __all__ = ["ContainerEvent", "Engine", "EngineError", "ErrorKind"]
 
 
+class EngineAddressError(ValueError):
+    """DOCKER_HOST (or the TLS settings beside it) cannot be used at all: a start-up error."""
+
+
 @contextmanager
 def _translated(
     timeout_kind: ErrorKind = "timeout", timeout_message: str = "engine did not answer in time"
@@ -86,13 +90,16 @@ class Engine:
         pull_timeout: float = 300.0,
         stop_timeout: int = 10,
     ) -> None:
-        params: dict[str, Any] = docker.utils.kwargs_from_env()
-        if base_url:
-            params["base_url"] = base_url
         self.device_id = device_id
-        self.api = docker.APIClient(version=API_VERSION, timeout=timeout, **params)
-        self._pull_api = docker.APIClient(version=API_VERSION, timeout=pull_timeout, **params)
-        self._events_api = docker.APIClient(version=API_VERSION, timeout=None, **params)
+        try:  # no connection yet: only the address (DOCKER_HOST, DOCKER_TLS_*) is read here
+            params: dict[str, Any] = docker.utils.kwargs_from_env()
+            if base_url:
+                params["base_url"] = base_url
+            self.api = docker.APIClient(version=API_VERSION, timeout=timeout, **params)
+            self._pull_api = docker.APIClient(version=API_VERSION, timeout=pull_timeout, **params)
+            self._events_api = docker.APIClient(version=API_VERSION, timeout=None, **params)
+        except (docker.errors.DockerException, ValueError) as exc:  # urllib's port errors
+            raise EngineAddressError(f"docker_host {base_url!r}: {exc}") from None
         self._events: Any = None
         self._own_stops: set[str] = set()  # containers the agent itself stops or removes
         self.pull_timeout = pull_timeout
