@@ -22,7 +22,12 @@ log = structlog.get_logger("fleet_agent.pass")
 _console = {"on": False}
 
 
+LIBRARY_LEVEL = logging.WARNING  # paho, urllib3, docker chatter below this is noise
+
+
 def configure(fmt: str, level: int = logging.INFO) -> None:
+    """Ours and the libraries' logs (APScheduler, paho, urllib3, docker: stdlib `logging`)
+    rendered alike, JSON lines or console lines, on stderr."""
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
         if fmt == "console"
@@ -36,13 +41,27 @@ def configure(fmt: str, level: int = logging.INFO) -> None:
     if fmt != "console":
         processors.append(structlog.processors.format_exc_info)
     _console["on"] = fmt == "console"
-    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    _route_library_logs(processors, renderer)
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+def _route_library_logs(processors: list[Any], renderer: Any) -> None:
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *processors],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]  # configuring twice must not log twice
+    root.setLevel(LIBRARY_LEVEL)
+    # A job that raised is worth an error line; "run time of job was missed" warnings are not.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
 
 
 def _problem(status: ServiceStatus) -> str | None:

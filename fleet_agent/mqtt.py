@@ -10,6 +10,7 @@ Every callback is guarded: an exception must never kill paho's network thread.
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import socket
 import threading
@@ -53,6 +54,7 @@ def _client(settings: Settings) -> mqtt.Client:
         transport="tcp",
     )
     client.suppress_exceptions = True
+    client.enable_logger(logging.getLogger("paho.mqtt.client"))  # rendered by logs.configure
     client.max_queued_messages_set(MAX_QUEUED)
     client.on_socket_open = _no_delay
     if settings.mqtt_username:
