@@ -1,12 +1,12 @@
 """JSON from outside (targets, commands), parsed within bounds before anything looks at it.
 
 Both JSON parsers at hand recurse in C and raise RecursionError on deep nesting, and both let
-the last of two equal keys silently win. So the nesting depth is measured first, on the raw
-bytes, in time linear in their size; the payload is then decoded strictly (UTF-8, no NaN, no
-lone surrogates) by msgspec. When the decoded document holds fewer keys than the text (a key
-was repeated and lost), the text is read once more, object by object, to report each repeated
-key with its path; documents without repeated keys (nearly all) pay for counting only.
-Nothing here raises anything but `Malformed`.
+the last of two equal keys silently win. So the nesting depth and the number of arrays and
+objects are measured first, on the raw bytes, in time linear in their size; the payload is then
+decoded strictly (UTF-8, no NaN, no lone surrogates) by msgspec. When the decoded document holds
+fewer keys than the text (a key was repeated and lost), the text is read once more, object by
+object, to report each repeated key with its path; documents without repeated keys (nearly
+all) pay for counting only. Nothing here raises anything but `Malformed`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import msgspec
 from fleet_agent.model import FieldError
 
 MAX_DEPTH = 32  # a target needs 7 levels; anything deeper is an attack or a mistake
+MAX_CONTAINERS = 10_000  # arrays and objects in one document; a full target needs ~1,000
 MAX_KEY_IN_PATH = 100  # characters of a key shown in an error path
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # linear: no backtracking
 _WHITESPACE = b" \t\r\n"
@@ -54,13 +55,16 @@ def _too_deep(skeleton: bytes) -> bool:
     return max(accumulate(memoryview(brackets).cast("b")), default=0) > MAX_DEPTH
 
 
-def load(payload: bytes) -> tuple[Any, list[FieldError]]:
+def load(payload: bytes, max_containers: int = MAX_CONTAINERS) -> tuple[Any, list[FieldError]]:
     """The decoded document and one error per repeated key (the last value is kept)."""
     skeleton = None
     if payload.count(b"[") + payload.count(b"{") > MAX_DEPTH:  # else it cannot be too deep
         skeleton = _skeleton(payload)
         if _too_deep(skeleton):
             raise Malformed(f"nested deeper than {MAX_DEPTH} levels")
+        containers = skeleton.count(b"[") + skeleton.count(b"{")
+        if containers > max_containers:  # each one costs memory and time before any check
+            raise Malformed(f"{containers} arrays and objects, more than {max_containers}")
     try:
         value = msgspec.json.decode(payload)
     except (msgspec.DecodeError, RecursionError, ValueError) as exc:

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from fleet_agent import reference
-from fleet_agent.jsondoc import MAX_DEPTH, Malformed, key_path, load
+from fleet_agent.jsondoc import MAX_CONTAINERS, MAX_DEPTH, Malformed, key_path, load
 from fleet_agent.model import MAX_SAFE_INT, FieldError, Target
 from fleet_agent.validate_config import RESERVED_LABEL_PREFIX, config_errors
 from fleet_agent.validate_ports import MAX_BINDINGS
@@ -56,8 +56,8 @@ def read_target(
 ) -> tuple[Target | list[FieldError], int | None]:
     """`decode_target` and, even for a rejected target, its version when it is one a target
     may carry, so that an ack names the version it answers (the payload is read once)."""
-    try:
-        raw, repeated = load(payload)
+    try:  # a service needs at most ~10 arrays and objects; 20 leaves room for more keys
+        raw, repeated = load(payload, max(MAX_CONTAINERS, 20 * max_services))
     except Malformed as exc:
         return [exc.error], None
     try:

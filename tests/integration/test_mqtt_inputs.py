@@ -53,6 +53,24 @@ def _bad_targets(services: Services) -> list[tuple[str, bytes, int, set[str]]]:
         ("an invalid image", json.dumps(bad_ref).encode(), 400, {f"{svc}[0].imageName"}),
         ("an oversized payload", json.dumps(huge).encode(), 413, {"$"}),
         ("a stale version", json.dumps(target(4, ok)).encode(), 409, {"$.version"}),
+        # 2 KB nested 1,000 levels: once a RecursionError on paho's thread and no ack at all
+        ("1,000 levels deep", b'{"apps": ' + b"[" * 1000 + b"]" * 1000 + b"}", 400, {"$"}),
+        (
+            "a repeated key",
+            json.dumps(target(10, ok)).encode().replace(b'"version"', b'"version": 11, "version"'),
+            400,
+            {"$.version"},
+        ),
+        # accepted once, it refused every normal version after it with 409, for good
+        ("version 10^400", b'{"version": 1' + b"0" * 400 + b', "apps": {}}', 400, {"$.version"}),
+        (
+            "non-ASCII digits in a port",
+            json.dumps(
+                target(12, service("app", services.image1, 1, SLEEP, ports=["٨٠:٨٠"]))
+            ).encode(),
+            400,
+            {f"{svc}[0].config.ports[0]"},
+        ),
     ]
 
 
@@ -85,6 +103,12 @@ def test_bad_targets_are_answered_with_the_right_code_and_change_nothing(
         assert [r["Id"] for r in rows] == [running["containerId"]], label
         persisted = json.loads((agent.state_dir / "target.json").read_bytes())
         assert persisted["target"]["version"] == 5, label
+
+    # A command nested 1,000 levels deep gets a failed result; the agent stays subscribed.
+    deep = b'{"requestId": "r-deep", "service": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    probe.publish("cmd/retry", deep)
+    result = wait_for(lambda: probe.all("cmd/result"), what="result of a deep command")[-1]
+    assert result["ok"] is False and "nested deeper" in result["error"], result
 
     # An exact replay of the accepted version is acknowledged again and does nothing more.
     replay = json.dumps(target(5, service("app", services.image1, 1, SLEEP))).encode()

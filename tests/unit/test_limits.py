@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from fleet_agent.intake import decide, version_of
+from fleet_agent.jsondoc import MAX_CONTAINERS
 from fleet_agent.model import FieldError, Target
 from fleet_agent.store import TargetStore
 from fleet_agent.validate import MAX_DEPTH, MAX_ERRORS, MAX_SAFE_INT, decode_target
@@ -210,3 +211,25 @@ def test_apps_beyond_the_cap_are_rejected_at_the_first_one_over_it() -> None:
 @pytest.mark.parametrize("payload", [b"null", b"5", b'"x"', b"true", b"[]", b'"[[[{{{"'])
 def test_a_document_that_is_not_an_object_is_rejected_at_the_root(payload: bytes) -> None:
     assert [e.path for e in errors_of(payload)] == ["$"]
+
+
+def test_more_arrays_and_objects_than_any_target_needs_are_refused_before_decoding() -> None:
+    payload = encode({"apps": {}, "x": [[] for _ in range(MAX_CONTAINERS)]})
+
+    assert errors_of(payload) == [
+        FieldError(
+            "$",
+            f"invalid JSON: {MAX_CONTAINERS + 3} arrays and objects, more than {MAX_CONTAINERS}",
+        )
+    ]
+
+
+def test_a_higher_services_cap_allows_the_arrays_and_objects_its_services_need() -> None:
+    services = [
+        {"serviceId": i, "serviceName": f"s{i}", "imageName": "a", "config": {"ports": ["80"]}}
+        for i in range(4000)
+    ]  # 3 arrays and objects each: 12,000 in all
+    payload = encode({"apps": [{"appId": 1, "services": services}]})
+
+    assert [e.path for e in errors_of(payload)] == ["$"]
+    assert isinstance(decode_target(payload, max_services=4000), Target)
