@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from fleet_agent import __version__
+from fleet_agent.jsondoc import Malformed, load
 from fleet_agent.model import ServiceState
 
 STATES: tuple[ServiceState, ...] = (
@@ -130,11 +131,11 @@ def device_config(where: Discovery, services: list[str], removed: list[str]) -> 
 def announced_services(payload: bytes) -> set[str]:
     """The services a device config (ours, maybe from an earlier run) announces; nothing for
     a payload that is not one."""
-    try:
-        doc = msgspec.json.decode(payload)
-        components = doc.get("cmps", {}) if isinstance(doc, dict) else {}
-    except msgspec.DecodeError:
+    try:  # whoever can publish there can send anything: read within bounds
+        doc, _ = load(payload)
+    except Malformed:
         return set()
+    components = doc.get("cmps", {}) if isinstance(doc, dict) else {}
     if not isinstance(components, dict):
         return set()
     return {

@@ -65,7 +65,7 @@ def decide(
     if admission is not None:
         opened = admission.open(payload, now)
         if opened.payload is None:
-            return _reject(FORBIDDEN, now, opened.errors, opened.version)
+            return _reject(opened.code, now, opened.errors, opened.version)
         payload = opened.payload
     decoded, version = read_target(payload, max_services)
     if isinstance(decoded, list):

@@ -22,7 +22,8 @@ from typing import Any
 
 import msgspec
 
-from fleet_agent.model import FieldError
+from fleet_agent.jsondoc import Malformed, load
+from fleet_agent.model import MAX_SAFE_INT, FieldError
 
 ALGORITHM = "EdDSA"
 _COMPACT = re.compile(rb"\s*[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\s*")
@@ -45,6 +46,7 @@ class Opened(msgspec.Struct, frozen=True):
     payload: bytes | None
     errors: list[FieldError] = []
     version: int | None = None
+    code: int = 403  # 400 when a verified payload is not a JSON document we read
 
 
 def looks_signed(payload: bytes) -> bool:
@@ -66,7 +68,7 @@ def load_trust(path: Path | None, required: bool) -> Trust | None:
         document = msgspec.json.decode(path.read_bytes())
         entries = document["keys"]
         keys = {str(entry["kid"]): _public_key(OKPKey, entry) for entry in entries}
-    except (OSError, msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
+    except (OSError, msgspec.DecodeError, KeyError, TypeError, ValueError, RecursionError) as exc:
         raise SigningError(f"cannot read trusted keys {path}: {exc!r}") from exc
     if not keys:
         raise SigningError(f"trusted keys {path}: the key set is empty")
@@ -89,8 +91,8 @@ def open_payload(payload: bytes, trust: Trust | None, device_id: str, now: float
     if trust is None:
         return _refused("$", "signed target, but this device has no trusted keys to verify it")
     claims = _verified(payload.strip(), trust)
-    if isinstance(claims, FieldError):
-        return Opened(None, [claims])
+    if isinstance(claims, Opened):
+        return claims
     return _claims(claims, device_id, now)
 
 
@@ -100,7 +102,7 @@ def _refused(path: str, message: str, version: int | None = None) -> Opened:
 
 def _header(token: bytes) -> dict[str, Any]:
     segment = token.split(b".", 1)[0]
-    header = msgspec.json.decode(base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4)))
+    header, _ = load(base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4)))
     if not isinstance(header, dict):
         raise ValueError("header is not an object")
     return header
@@ -111,36 +113,48 @@ def _short(value: Any) -> str:
     return text if len(text) <= 66 else text[:63] + "..."
 
 
-def _verified(token: bytes, trust: Trust) -> dict[str, Any] | FieldError:
+def _verified(token: bytes, trust: Trust) -> dict[str, Any] | Opened:
     from joserfc import jws  # noqa: PLC0415 (optional dependency)
     from joserfc.errors import JoseError, SecurityWarning  # noqa: PLC0415
 
     try:
         header = _header(token)
-    except (ValueError, binascii.Error, msgspec.DecodeError):
-        return FieldError("$", "bad signature: the JWS header is unreadable")
+    except (ValueError, binascii.Error, Malformed):
+        return _refused("$", "bad signature: the JWS header is unreadable")
     if header.get("alg") != ALGORITHM:
         alg = _short(header.get("alg"))
-        return FieldError("$", f"bad signature: alg must be {ALGORITHM}, not {alg}")
+        return _refused("$", f"bad signature: alg must be {ALGORITHM}, not {alg}")
     key = trust.keys.get(str(header.get("kid")))
     if key is None:
         kid = _short(header.get("kid"))
-        return FieldError("$", f"bad signature: kid {kid} is not a trusted key")
+        return _refused("$", f"bad signature: kid {kid} is not a trusted key")
     try:
         with warnings.catch_warnings():  # joserfc prefers RFC 9864's "Ed25519"; ours is EdDSA
             warnings.simplefilter("ignore", SecurityWarning)
             verified = jws.deserialize_compact(token, key, algorithms=[ALGORITHM])
-        claims = msgspec.json.decode(verified.payload)
-    except (JoseError, ValueError, msgspec.DecodeError):
-        return FieldError("$", "bad signature: it does not verify with the trusted key")
+    except (JoseError, ValueError):
+        return _refused("$", "bad signature: it does not verify with the trusted key")
+    return _read_claims(verified.payload)
+
+
+def _read_claims(payload: bytes) -> dict[str, Any] | Opened:
+    """Read like an unsigned target: bounded depth, repeated keys named (both 400)."""
+    try:
+        claims, repeated = load(payload)
+    except Malformed as exc:
+        return Opened(None, [exc.error], code=400)
+    if repeated:
+        return Opened(None, repeated, code=400)
     if not isinstance(claims, dict):
-        return FieldError("$", "the signed payload must be a JSON object")
+        return _refused("$", "the signed payload must be a JSON object")
     return claims
 
 
 def _claims(claims: dict[str, Any], device_id: str, now: float) -> Opened:
-    version = claims.get("version")
-    version = version if isinstance(version, int) and not isinstance(version, bool) else None
+    given = claims.get("version")
+    integer = isinstance(given, int) and not isinstance(given, bool)
+    # An integer no target may carry (10^30) is left for the decoding to refuse (400).
+    version = given if isinstance(given, int) and integer and 0 <= given <= MAX_SAFE_INT else None
     signed_for = claims.pop("deviceId", None)
     if signed_for != device_id:
         message = f"signed for device {_short(signed_for)}, not for this device {device_id!r}"
@@ -151,6 +165,6 @@ def _claims(claims: dict[str, Any], device_id: str, now: float) -> Opened:
             return _refused("$.exp", "exp must be epoch seconds", version)
         if expiry <= now:
             return _refused("$.exp", f"the signed target expired at {expiry}", version)
-    if version is None:
+    if not integer:
         return _refused("$.version", "a signed target must carry a version", version)
     return Opened(msgspec.json.encode(claims), version=version)
