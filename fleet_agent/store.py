@@ -18,7 +18,7 @@ import structlog
 
 from fleet_agent.admission import Admission
 from fleet_agent.intake import DEFAULT_MAX_BYTES, Decision, decide
-from fleet_agent.model import Target
+from fleet_agent.model import MAX_SAFE_INT, Target
 from fleet_agent.validate import DEFAULT_MAX_SERVICES
 
 TARGET_FILE = "target.json"
@@ -52,6 +52,16 @@ class Persisted(msgspec.Struct, frozen=True, rename="camel"):
     highest_version: int | None = None
 
 
+def _without_poisoned_highest(persisted: Persisted) -> Persisted:
+    """A highest version no target may carry (10^400, accepted before versions were bounded)
+    would refuse every normal version with 409 for good: it is dropped, with a warning."""
+    highest = persisted.highest_version
+    if highest is None or 0 <= highest <= MAX_SAFE_INT:
+        return persisted
+    log.warning("persisted highest version out of bounds, ignored", highest=str(highest)[:20])
+    return Persisted(persisted.target, persisted.target.version)
+
+
 class TargetStore:
     """The accepted target, in memory and on disk, safe to share between threads."""
 
@@ -73,6 +83,7 @@ class TargetStore:
         except msgspec.MsgspecError as exc:
             log.error("persisted target unreadable, ignored", path=str(self.path), error=str(exc))
             return None
+        persisted = _without_poisoned_highest(persisted)
         denied = self.admission.violations(persisted.target) if self.admission else []
         if denied:  # the policy was tightened since: never run what it now forbids
             errors = [f"{e.path}: {e.message}" for e in denied]

@@ -233,3 +233,18 @@ def test_a_higher_services_cap_allows_the_arrays_and_objects_its_services_need()
 
     assert [e.path for e in errors_of(payload)] == ["$"]
     assert isinstance(decode_target(payload, max_services=4000), Target)
+
+
+def test_a_device_poisoned_before_versions_were_bounded_takes_normal_versions_again(
+    tmp_path: Path,
+) -> None:
+    # What an earlier agent persisted after version 10^400 and then a versionless target.
+    (tmp_path / "target.json").write_bytes(
+        b'{"target": {"apps": {}}, "highestVersion": 1' + b"0" * 400 + b"}"
+    )
+    store = TargetStore(tmp_path)
+    store.load()
+
+    decision = store.offer(encode(target_doc(8)), T0)
+
+    assert (decision.ack.code, decision.ack.version) == (200, 8)
