@@ -1,8 +1,9 @@
 """Wiring: target sources, the reconciler, its wake-ups, the engine's event stream, MQTT.
 
-The target file watcher and MQTT hand received targets to `offer`; the engine's events, finished
-pulls and commands kick a pass; `Wakeups` decides when passes run. This module only starts and
-stops those pieces in the right order.
+The target file watcher and MQTT hand received targets and commands to the `Receiver`, whose
+worker calls `offer` and `command`; the engine's events, finished pulls and commands kick a
+pass; `Wakeups` decides when passes run. This module only starts and stops those pieces in the
+right order.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import random
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,12 +23,13 @@ from fleet_agent.admission import Admission
 from fleet_agent.commands import CommandResult
 from fleet_agent.config import Settings
 from fleet_agent.engine import Engine
-from fleet_agent.intake import NOT_PERSISTED, Decision, not_persisted
+from fleet_agent.intake import Decision, not_persisted
 from fleet_agent.integrations import Integrations
 from fleet_agent.model import Ack
 from fleet_agent.mqtt import MqttLink
 from fleet_agent.ports import Clock, EngineAPI, EngineError, SystemClock
 from fleet_agent.publish import FilePublisher, Publisher
+from fleet_agent.receiver import Receiver
 from fleet_agent.reconciler import Reconciler
 from fleet_agent.simconfig import SimConfig, is_sim
 from fleet_agent.simengine import SimEngine
@@ -38,7 +39,6 @@ from fleet_agent.wakeups import Wakeups
 
 log = structlog.get_logger(__name__)
 WATCH_INTERVAL = 1.0
-STORE_RETRY = 30.0  # seconds before a target file that could not be stored is offered again
 EVENTS_RETRY = 1.0
 # "connected": the stream is (re)established; whatever happened meanwhile, look once.
 KICKING_EVENTS = frozenset(
@@ -49,12 +49,10 @@ KICKING_EVENTS = frozenset(
 class TargetFileWatcher:
     """Offers the target file's content whenever the file changes (atomic renames included)."""
 
-    def __init__(self, path: Path, offer: Callable[[bytes, str], Ack]) -> None:
+    def __init__(self, path: Path, offer: Callable[[bytes, str], None]) -> None:
         self.path = path
-        self.offer = offer
+        self.offer = offer  # hands over; a target not stored is retried by the receiver
         self._seen: tuple[int, int, int] | None = None
-        self._failed: tuple[int, int, int] | None = None  # could not be stored; retried later
-        self._retry_at: float | None = None
         self._missing_reported = False
 
     def check(self) -> None:
@@ -72,19 +70,8 @@ class TargetFileWatcher:
                 self._missing_reported = True
             return
         self._missing_reported = False
-        if (
-            self._retry_at is not None
-            and stamp == self._failed
-            and time.monotonic() < self._retry_at
-        ):
-            return
-        if self.offer(payload, f"file {self.path}").code == NOT_PERSISTED:
-            self._failed, self._retry_at = (
-                stamp,
-                time.monotonic() + STORE_RETRY,
-            )  # tried again later
-        else:
-            self._seen, self._failed, self._retry_at = stamp, None, None
+        self._seen = stamp
+        self.offer(payload, f"file {self.path}")
 
 
 def make_engine(settings: Settings) -> Engine | SimEngine:
@@ -115,12 +102,15 @@ class Agent:
         self.publishers = [FilePublisher(state_dir), *(publishers or [])]
         engine = make_engine(settings)
         self.engine: EngineAPI = engine
-        self.watcher = TargetFileWatcher(target_file, self.offer) if target_file else None
+        self.receiver = Receiver(
+            self.offer, self.command, settings.store_retry_initial, settings.store_retry_max
+        )
+        self.watcher = TargetFileWatcher(target_file, self.receiver.target) if target_file else None
         self.link: MqttLink | None = None
         if settings.mqtt_enabled:
             # With a target file, MQTT still carries statuses but no longer brings targets.
-            on_target = None if target_file else (lambda payload: self.offer(payload, "mqtt"))
-            self.link = MqttLink(settings, on_target, self.command)
+            on_target = None if target_file else (lambda p: self.receiver.target(p, "mqtt"))
+            self.link = MqttLink(settings, on_target, self.receiver.command)
             self.publishers.append(self.link)
         self.integrations = Integrations(settings, engine.describe, self.link, self.clock.wall)
         self.publishers += self.integrations.publishers
@@ -145,6 +135,7 @@ class Agent:
         self.wakeups.start()
         self.scheduler.start()
         self.integrations.start(self.scheduler)  # before MQTT connects: it subscribes too
+        self.receiver.start()
         if self.link is not None:
             self.link.start()
         if self.watcher is not None:
@@ -162,6 +153,7 @@ class Agent:
         self._stopping.set()
         if self.link is not None:  # `offline` first: whatever follows may take a while
             self.link.stop()
+        self.receiver.stop()
         self.engine.close_events()
         self.reconciler.close()  # cancels pulls first: a pass may be waiting on none of them
         self.wakeups.stop()  # returns once a running pass has ended

@@ -57,6 +57,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     stop_timeout: Annotated[int, msgspec.Meta(ge=0, le=3600)] = 10
     max_target_bytes: Annotated[int, msgspec.Meta(ge=1, le=64 * 1024 * 1024)] = 256 * 1024
     max_services: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = DEFAULT_MAX_SERVICES
+    # a link that stops carrying traffic is noticed within 1.5x this many seconds
+    mqtt_keepalive: Annotated[int, msgspec.Meta(ge=4, le=3600)] = 30
+    # a target that could not be stored is retried from memory after these (doubling) delays
+    store_retry_initial: Seconds = 1.0
+    store_retry_max: Seconds = 60.0
     log_format: Literal["console", "json"] | None = None
     labels: dict[str, str] = {}
     # integrations (docs/integrations.md)

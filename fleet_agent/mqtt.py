@@ -3,8 +3,14 @@
 It connects (MQTT 5 or 3.1.1, plain or TLS), keeps the Last Will `offline` on `availability`,
 reconnects by itself with a jittered, capped backoff, and after every (re)connect subscribes
 again and republishes every retained topic of ours. Retained topics are sent only when their
-content changed; while disconnected only the latest value per topic is kept (bounded memory).
-Every callback is guarded: an exception must never kill paho's network thread.
+content changed. Nothing is published from the caller's thread: everything goes through the
+`Outbox` (latest value per retained topic, kept until the broker acknowledged it), which a
+sender thread of ours hands to paho within a window and offers again when paho refuses.
+
+Callbacks only hand over (the aiomqtt pattern): received targets and commands go to the agent's
+receiver, acknowledgements to the outbox; decoding, persisting and acking never run on paho's
+network thread, so a hostile payload or a slow disk never stalls its keepalive. Every callback
+is guarded: an exception must never kill that thread.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import logging
 import random
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,18 +31,30 @@ import structlog
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from fleet_agent import feed
 from fleet_agent.commands import COMMANDS, CommandResult
 from fleet_agent.config import Settings
 from fleet_agent.model import Ack
+from fleet_agent.outbox import Message, Outbox, Sender
 from fleet_agent.report import Report
 
 log = structlog.get_logger(__name__)
 RECONNECT_CAP = 60.0
 RETAINED_PER_SERVICE = ("services", "alerts", "history")
-MAX_QUEUED = 1000
+MAX_QUEUED = 1000  # paho's own queue; the outbox's window keeps well below it
 HOLD = 1.0  # seconds a provisional report waits for the pass that follows its steps
+DRAIN_ON_STOP = 2.0  # seconds a clean stop waits for what is still to deliver
+Respond = Callable[[CommandResult], None]
+
+
+def ping_interval(keepalive: int) -> int:
+    """The keepalive given to paho, so that a silent link is noticed within 1.5x `keepalive`.
+
+    paho pings after one interval without incoming bytes and gives up one interval later,
+    checking about once a second: 2 * interval + 2 <= 1.5 * keepalive."""
+    return max(1, int(0.75 * keepalive) - 1)
 
 
 def reconnect_delay(attempt: int, cap: float = RECONNECT_CAP) -> int:
@@ -55,6 +74,7 @@ def _client(settings: Settings) -> mqtt.Client:
     )
     client.suppress_exceptions = True
     client.enable_logger(logging.getLogger("paho.mqtt.client"))  # rendered by logs.configure
+    client.max_inflight_messages_set(100)
     client.max_queued_messages_set(MAX_QUEUED)
     client.on_socket_open = _no_delay
     if settings.mqtt_username:
@@ -82,20 +102,26 @@ class MqttLink:
         self,
         settings: Settings,
         on_target: Callable[[bytes], Any] | None,
-        on_command: Callable[[str, bytes], CommandResult],
+        on_command: Callable[[str, bytes, Respond], Any],
     ) -> None:
+        """`on_target` and `on_command` must only hand over (they run on paho's thread);
+        `on_command` gets a `respond` to call with the result from any thread."""
         url = urlsplit(settings.mqtt_url)  # Settings has checked it
         self.host = url.hostname or ""
         self.port = url.port or (8883 if url.scheme == "mqtts" else 1883)
         self.base = f"{settings.topic_prefix}/{settings.device_id}"
         self.on_target = on_target
         self.on_command = on_command
+        self.keepalive = ping_interval(settings.mqtt_keepalive)
         self.client = _client(settings)
         self.client.will_set(self.topic("availability"), "offline", qos=1, retain=True)
         self.client.on_connect = self._guarded(self._on_connect)
         self.client.on_disconnect = self._guarded(self._on_disconnect)
         self.client.on_connect_fail = self._guarded(self._on_connect_fail)
         self.client.on_message = self._guarded(self._on_message)
+        self.client.on_publish = self._guarded(self._on_publish)
+        self.outbox = Outbox()
+        self.sender = Sender(self.outbox, self._publish_one, self.client.is_connected)
         self._lock = threading.RLock()
         self._report: Report | None = None  # the latest, with its alerts and history
         self._snapshot: dict[str, tuple[bytes, bytes]] = {}
@@ -111,16 +137,22 @@ class MqttLink:
         return f"{self.base}/{suffix}"
 
     def start(self) -> None:
-        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.connect_async(self.host, self.port, keepalive=self.keepalive)
         self.client.loop_start()
+        self.sender.start()
 
     def stop(self) -> None:
-        """Say `offline` ourselves (the Will only fires on a lost link), then disconnect."""
-        self._stopping = True
+        """Send what is held and still to deliver (briefly), say `offline` ourselves (the Will
+        only fires on a lost link), then disconnect."""
         with self._lock:
             self._cancel_flush()
             if self._report is not None and self._report.provisional:
                 self._sync()  # what was held goes out before `offline`
+        deadline = time.monotonic() + DRAIN_ON_STOP
+        while self.client.is_connected() and self.outbox.pending() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._stopping = True
+        self.sender.stop()
         if self.client.is_connected():
             info = self.client.publish(self.topic("availability"), "offline", qos=1, retain=True)
             try:
@@ -205,8 +237,31 @@ class MqttLink:
             self._send(self.topic(suffix), b"")
 
     def _send(self, topic: str, payload: bytes, retain: bool = True) -> None:
-        if self.client.is_connected():
-            self.client.publish(topic, payload, qos=1, retain=retain)
+        if retain:
+            self.outbox.put(topic, payload)
+        else:
+            self.outbox.put_message(Message(topic, payload, False))
+        self.sender.wake()
+
+    def _publish_one(self, message: Message) -> int | None:
+        """Hand one message to paho: its mid when paho took it, None when it refused."""
+        info = self.client.publish(
+            message.topic,
+            message.payload,
+            qos=1,
+            retain=message.retain,
+            properties=message.properties,
+        )
+        # NO_CONN: paho keeps a QoS 1 message and sends it once connected again
+        if info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            return info.mid
+        log.warning("MQTT publish refused, kept", topic=message.topic, rc=info.rc)
+        return None
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: Any, _p: Any) -> None:
+        if getattr(reason, "is_failure", False):  # e.g. MQTT 5 code 135: retrying cannot help
+            log.warning("MQTT publish refused by the broker", mid=mid, reason=str(reason))
+        self.sender.acked(mid)
 
     def _found_retained(self, suffix: str) -> None:
         with self._lock:
@@ -243,13 +298,18 @@ class MqttLink:
         subscriptions: list[tuple[str, Any]] = [(self.topic(f"cmd/{n}"), 1) for n in COMMANDS]
         # What an earlier run left retained (a service that left the target meanwhile); the
         # echo of the agent's own live publications arrives without the retain flag: ignored.
-        subscriptions += [(self.topic(f"{kind}/+"), 1) for kind in RETAINED_PER_SERVICE]
+        # MQTT 5: without that echo at all (noLocal), so a flood of ours costs no traffic back.
+        leftovers: Any = 1
+        if client.protocol == mqtt.MQTTv5:
+            leftovers = SubscribeOptions(qos=1, noLocal=True)
+        subscriptions += [(self.topic(f"{kind}/+"), leftovers) for kind in RETAINED_PER_SERVICE]
         if self.on_target is not None:
             subscriptions.append((self.topic("target"), 1))
         with self._lock:
             subscriptions += [(topic, 1) for topic in self._listeners]
         client.subscribe(subscriptions)
-        client.publish(self.topic("availability"), "online", qos=1, retain=True)
+        self.outbox.reconnected()
+        self._send(self.topic("availability"), b"online")
         self._republish()
 
     def _on_disconnect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
@@ -285,13 +345,20 @@ class MqttLink:
         if message.retain:  # a retained command would run again on every reconnect
             log.warning("retained command ignored", command=name)
             return
-        result = msgspec.json.encode(self.on_command(name, bytes(message.payload)))
-        self._send(self.topic("cmd/result"), result, retain=False)
         props = getattr(message, "properties", None)
         response_topic = getattr(props, "ResponseTopic", None)
-        if response_topic and self.client.is_connected():
+        correlation = getattr(props, "CorrelationData", None)
+
+        def respond(result: CommandResult) -> None:
+            self._respond(msgspec.json.encode(result), response_topic, correlation)
+
+        self.on_command(name, bytes(message.payload), respond)
+
+    def _respond(self, result: bytes, response_topic: str | None, correlation: Any) -> None:
+        self._send(self.topic("cmd/result"), result, retain=False)
+        if response_topic:
             reply = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-            correlation = getattr(props, "CorrelationData", None)
             if correlation is not None:
                 reply.CorrelationData = correlation
-            self.client.publish(response_topic, result, qos=1, properties=reply)
+            self.outbox.put_message(Message(response_topic, result, False, reply))
+            self.sender.wake()
