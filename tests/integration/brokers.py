@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -53,9 +55,25 @@ class PrivateMosquitto:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)  # a frozen broker cannot end otherwise
             self.proc.terminate()
             self.proc.wait(10)
         wait_for(lambda: not _answers(self.port), timeout=10, what="mosquitto gone")
+
+    def kill(self) -> None:
+        """SIGKILL: no clean goodbye to any client."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def freeze(self) -> None:
+        """SIGSTOP: the connections stay open but carry nothing (a hung broker)."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
 
 
 class NatsCluster:

@@ -14,6 +14,7 @@ import pytest
 
 from tests.integration.brokers import PrivateMosquitto
 from tests.integration.helpers import REPO, AgentProcess, containers_of
+from tests.integration.invariants import World
 from tests.integration.mqtt_probe import MqttProbe
 
 pytestmark = pytest.mark.integration
@@ -116,3 +117,14 @@ def broker(tmp_path: Path) -> Iterator[PrivateMosquitto]:
     instance.start()
     yield instance
     instance.stop()
+
+
+@pytest.fixture
+def world(
+    api: docker.APIClient, agent: AgentProcess, device_id: str, broker: PrivateMosquitto
+) -> Iterator[World]:
+    """The agent on a private broker, with the invariant checker of the fault-injection suite."""
+    agent.env["FLEET_AGENT_MQTT_URL"] = broker.url
+    instance = World(api, agent, device_id, broker.port)
+    yield instance
+    instance.remove_bystanders()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -82,6 +83,7 @@ class AgentProcess:
             "FLEET_AGENT_MAX_RETRIES": "10",
             "FLEET_AGENT_STOP_TIMEOUT": "1",
             "FLEET_AGENT_MQTT_URL": "none",
+            "PYTHONFAULTHANDLER": "1",  # SIGABRT dumps every thread's stack (a hang's cause)
         }
         self.env.update({f"FLEET_AGENT_{k.upper()}": str(v) for k, v in settings.items()})
         self.proc: subprocess.Popen[bytes] | None = None
@@ -95,6 +97,12 @@ class AgentProcess:
             args += ["--target-file", str(self.target_file)]
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=log, cwd=REPO)
+
+    def wait_quietly(self, seconds: float) -> None:
+        """Let the agent run for `seconds` (the random moment of a kill)."""
+        if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(seconds)
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
