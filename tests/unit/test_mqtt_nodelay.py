@@ -13,7 +13,7 @@ def test_the_mqtt_socket_gets_tcp_nodelay_when_it_opens() -> None:
     link = MqttLink(
         Settings(device_id="dev-1", mqtt_url="mqtt://127.0.0.1:1"),
         None,
-        lambda _n, _p: CommandResult(command="x", ok=True),
+        lambda _n, _p, respond: respond(CommandResult(command="x", ok=True)),
     )
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
