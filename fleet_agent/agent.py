@@ -49,7 +49,7 @@ KICKING_EVENTS = frozenset(
 class TargetFileWatcher:
     """Offers the target file's content whenever the file changes (atomic renames included)."""
 
-    def __init__(self, path: Path, offer: Callable[[bytes, str], None]) -> None:
+    def __init__(self, path: Path, offer: Callable[[bytes, str], object]) -> None:
         self.path = path
         self.offer = offer  # hands over; a target not stored is retried by the receiver
         self._seen: tuple[int, int, int] | None = None
