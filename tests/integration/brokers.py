@@ -51,7 +51,16 @@ class PrivateMosquitto:
             self.proc = subprocess.Popen(
                 ["mosquitto", "-c", str(self.config)], stdout=log, stderr=log
             )
-        wait_for(lambda: _answers(self.port), timeout=10, what="mosquitto listening")
+        wait_for(self._listening, timeout=10, what=f"mosquitto listening on {self.listeners()}")
+
+    def listeners(self) -> list[int]:
+        """Every port this broker's config listens on; start() waits for all of them."""
+        return [self.port]
+
+    def _listening(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"mosquitto exited ({self.proc.returncode}); see {self.log}")
+        return all(_answers(port) for port in self.listeners())
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

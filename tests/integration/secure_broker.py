@@ -56,6 +56,9 @@ class ProductionMosquitto(PrivateMosquitto):
     def url(self) -> str:
         return f"mqtts://127.0.0.1:{self.mtls_port}"
 
+    def listeners(self) -> list[int]:
+        return [self.tls_port, self.mtls_port]
+
     def add_client(self, name: str) -> dict[str, Path]:
         pki("client", str(self.dir), name)
         return self.certs(name)
