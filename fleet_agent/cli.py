@@ -33,6 +33,7 @@ OPERATOR_COMMANDS: dict[str, tuple[str, str]] = {
     "sign": ("fleet_agent.operator.sign_cmd", "sign a target file for one device (JWS, EdDSA)"),
     "dashboard": ("fleet_agent.operator.dashboard_cmd", "the fleet live in a web browser"),
     "demo": ("fleet_agent.operator.demo_cmd", "the origin story, live: break, back off, fix, heal"),
+    "recorder": ("fleet_agent.operator.recorder_cmd", "the fleet's history in SQLite/PostgreSQL"),
 }
 
 

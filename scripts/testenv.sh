@@ -9,7 +9,8 @@
 #
 #   deps          apt-get install what is missing (docker.io, docker-registry, busybox-static,
 #                 mosquitto, mosquitto-clients, nats-server, curl, openssl, chromium,
-#                 npm)                                                        prints nothing
+#                 npm, postgresql: its server is started per test session by
+#                 tests/integration/postgres.py)                              prints nothing
 #   engine        reuse $DOCKER_HOST, else /var/run/docker.sock, else start a private
 #                 dockerd                                        prints the DOCKER_HOST value
 #   engine-start  always the private dockerd (start if down)     prints its DOCKER_HOST value
@@ -96,6 +97,7 @@ deps() {
   command -v openssl >/dev/null || pkgs+=(openssl)
   command -v chromium >/dev/null || pkgs+=(chromium) # browser tests: Node-RED, dashboard
   command -v npm >/dev/null || pkgs+=(npm)           # Node-RED for the example flows' tests
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || pkgs+=(postgresql) # recorder tests
   (( ${#pkgs[@]} )) || return 0
   [[ $(id -u) == 0 ]] || die "deps: must be root to install: ${pkgs[*]}"
   # Keep apt from starting system services (a system registry on :5000, mosquitto on :1883).

@@ -1,0 +1,64 @@
+"""Recorder test parts: `fleet-agent recorder` as a child process (so a test can SIGKILL it),
+fresh databases on SQLite and on a private PostgreSQL, and reading tables back."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import Engine
+
+from fleet_agent.operator.recorder import schema, store
+from tests.integration.helpers import REPO
+from tests.integration.postgres import PrivatePostgres
+
+
+class RecorderProcess:
+    def __init__(self, workdir: Path, db_url: str, mqtt_url: str, name: str) -> None:
+        self.args = [sys.executable, "-m", "fleet_agent.cli", "recorder", "--db", db_url]
+        self.args += ["--url", mqtt_url]
+        self.log_path = workdir / f"recorder-{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(self.args, stdout=log, stderr=log, cwd=REPO)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(60)
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+
+def new_database(kind: str, tmp_path: Path, server: PrivatePostgres | None) -> str:
+    """The URL of an empty database of `kind` ("sqlite" or "postgresql")."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / f'rec-{uuid.uuid4().hex[:6]}.db'}"
+    assert server is not None
+    name = f"rec_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(store.normalised(server.url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return server.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def rows(engine: Engine, table: str, **where: Any) -> list[dict[str, Any]]:
+    t = schema.metadata.tables[table]
+    query = select(t).where(*(t.c[k] == v for k, v in where.items()))
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
