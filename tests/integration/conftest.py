@@ -8,14 +8,19 @@ import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
+from sqlalchemy.engine import Engine
 
+from fleet_agent.operator.recorder import store
 from tests.integration.brokers import PrivateMosquitto
 from tests.integration.helpers import REPO, AgentProcess, containers_of
 from tests.integration.invariants import World
 from tests.integration.mqtt_probe import MqttProbe
+from tests.integration.postgres import PrivatePostgres
+from tests.integration.recorders import new_database
 
 pytestmark = pytest.mark.integration
 
@@ -128,3 +133,34 @@ def world(
     instance = World(api, agent, device_id, broker.port)
     yield instance
     instance.remove_bystanders()
+
+
+# The recorder's databases: every recorder test runs on SQLite and on a private PostgreSQL.
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PrivatePostgres]:
+    server = PrivatePostgres()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture
+def make_db(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    engines: list[Engine] = []
+
+    def make() -> tuple[str, Engine]:
+        server = request.getfixturevalue("pg_server") if db_kind == "postgresql" else None
+        url = new_database(db_kind, tmp_path, server)
+        engine = store.open_engine(url)
+        engines.append(engine)
+        return url, engine
+
+    yield make
+    for engine in engines:
+        engine.dispose()

@@ -3,6 +3,7 @@ fresh databases on SQLite and on a private PostgreSQL, and reading tables back."
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -10,9 +11,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import Engine
 
+from fleet_agent.model import iso
 from fleet_agent.operator.recorder import schema, store
 from tests.integration.helpers import REPO
 from tests.integration.postgres import PrivatePostgres
@@ -62,3 +66,72 @@ def rows(engine: Engine, table: str, **where: Any) -> list[dict[str, Any]]:
     query = select(t).where(*(t.c[k] == v for k, v in where.items()))
     with engine.connect() as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
+
+
+class Publisher:
+    """Publishes what simulated devices would (QoS 1), and waits until the broker has it all."""
+
+    def __init__(self, port: int) -> None:
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"sim-{uuid.uuid4().hex[:8]}"
+        )
+        self.client.max_inflight_messages_set(500)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self._last: mqtt.MQTTMessageInfo | None = None
+
+    def send(self, topic: str, payload: Any, retain: bool = True) -> None:
+        raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self._last = self.client.publish(topic, raw, qos=1, retain=retain)
+
+    def flush(self) -> None:
+        if self._last is not None:
+            self._last.wait_for_publish(60)
+
+    def close(self) -> None:
+        self.flush()
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def status(
+    device: str, name: str, at: float, state: str = "running", **extra: Any
+) -> dict[str, Any]:
+    """A service status as the agent publishes it, stamped `at` (epoch seconds)."""
+    doc: dict[str, Any] = {
+        "deviceId": device,
+        "appId": 1,
+        "appName": "sim",
+        "serviceId": 1,
+        "serviceName": name,
+        "imageName": "reg/app:1",
+        "serviceStatus": state,
+        "containerId": None,
+        "runningImage": None,
+        "restartCount": 0,
+        "error": None,
+        "targetVersion": 1,
+        "updatedAt": iso(at),
+    }
+    return doc | extra
+
+
+def error(kind: str, at: float, retries: int = 1, exhausted: bool = False) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "message": f"{kind} happened",
+        "timestamp": iso(at),
+        "retryCount": retries,
+        "maxRetries": 3,
+        "nextRetry": None,
+        "exhausted": exhausted,
+    }
+
+
+def entry(
+    at: float, state: str, kind: str | None = None, retries: int | None = None
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {"timestamp": iso(at), "serviceStatus": state}
+    if kind:
+        doc |= {"errorType": kind, "message": f"{kind} happened", "retryCount": retries}
+    return doc

@@ -3,56 +3,22 @@ file and a real PostgreSQL server: the seed scenario, concurrent and restarted r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy.engine import Engine
 
 from fleet_agent.operator.client import FleetClient
 from fleet_agent.operator.connection import Connection
 from fleet_agent.operator.fleet import Change
-from fleet_agent.operator.recorder import store
 from fleet_agent.operator.recorder.rows import moment
 from fleet_agent.operator.recorder.service import Options, Recorder
 from tests.integration.brokers import PrivateMosquitto
 from tests.integration.conftest import Services
 from tests.integration.helpers import AgentProcess, service, target, wait_for
-from tests.integration.postgres import PrivatePostgres
-from tests.integration.recorders import RecorderProcess, new_database, rows
+from tests.integration.recorders import RecorderProcess, rows
 
 SLEEP = ["sh", "-c", "exec sleep 3600"]
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PrivatePostgres]:
-    server = PrivatePostgres()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_kind(request: pytest.FixtureRequest) -> str:
-    kind: str = request.param
-    return kind
-
-
-@pytest.fixture
-def make_db(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
-    engines: list[Engine] = []
-
-    def make() -> tuple[str, Engine]:
-        server = request.getfixturevalue("pg_server") if db_kind == "postgresql" else None
-        url = new_database(db_kind, tmp_path, server)
-        engine = store.open_engine(url)
-        engines.append(engine)
-        return url, engine
-
-    yield make
-    for engine in engines:
-        engine.dispose()
 
 
 def _history_keys(seen: list[Change], device_id: str) -> set[tuple[Any, ...]]:

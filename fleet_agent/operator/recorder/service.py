@@ -42,6 +42,7 @@ class Recorder:
         self.options = options
         self.client = FleetClient(connection)
         self.written = 0  # rows handed to the database
+        self.peak = 0  # the most rows ever pending at once (bounded by max_pending)
         self._batch = rows.Batch()
         self._last: dict[tuple[str, str], rows.StatusKey] = {}
         self._cond = threading.Condition()
@@ -88,6 +89,7 @@ class Recorder:
             while len(self._batch) >= self.options.max_pending and not self._stop.is_set():
                 self._cond.wait(1.0)  # the writer is behind: hold the dispatcher
             rows.fold(self._batch, change, self._last, time.time())
+            self.peak = max(self.peak, len(self._batch))
             if len(self._batch) >= self.options.batch_size:
                 self._cond.notify_all()
 
