@@ -202,6 +202,7 @@ def test_a_superseded_stalled_pull_is_cancelled_and_frees_its_slot(tmp_path: Pat
     s.engine.registry.add(IMG2)
     s.want(("app", IMG, "always"))
     s.run()
+    wait_until(lambda: s.engine.pulls == [IMG])  # the pool thread has taken it: it stalls
     s.want(("app", IMG2, "always"), version=2)
 
     s.run()  # cancels the stalled pull; the new config's pull waits for the only slot
