@@ -152,11 +152,13 @@ class Agent:
     def stop(self) -> None:
         self._stopping.set()
         if self.link is not None:  # `offline` first: whatever follows may take a while
-            self.link.stop()
+            self.link.say_offline()
         self.receiver.stop()
         self.engine.close_events()
         self.reconciler.close()  # cancels pulls first: a pass may be waiting on none of them
         self.wakeups.stop()  # returns once a running pass has ended
+        if self.link is not None:  # the last pass's report goes out: what it remembered
+            self.link.stop()
         self.scheduler.shutdown(wait=False)
         self.integrations.stop()  # no pass runs any more: the last counts are final
         log.info("agent stopped", device_id=self.settings.device_id)

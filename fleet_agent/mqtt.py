@@ -141,9 +141,32 @@ class MqttLink:
         self.client.loop_start()
         self.sender.start()
 
+    def say_offline(self) -> None:
+        """A shutdown begins: send what is held and still to deliver (briefly), say `offline`
+        ourselves (the Will only fires on a lost link). The link stays up for the reports of
+        the passes that still end: `stop` sends them, then disconnects."""
+        self._drain()
+        self._stopping = True  # no reconnect says `online` again
+        if self.client.is_connected():
+            info = self.client.publish(self.topic("availability"), "offline", qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=3)
+            except (RuntimeError, ValueError):
+                log.warning("could not confirm the offline message")
+
     def stop(self) -> None:
-        """Send what is held and still to deliver (briefly), say `offline` ourselves (the Will
-        only fires on a lost link), then disconnect."""
+        """Once no pass runs any more: send what is still to deliver, then disconnect, so the
+        retained statuses end where the agent's memory does (a pass that ended after the
+        disconnect remembered a restart that no status ever showed)."""
+        if self._stopping:
+            self._drain()
+        else:
+            self.say_offline()
+        self.sender.stop()
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _drain(self) -> None:
         with self._lock:
             self._cancel_flush()
             if self._report is not None and self._report.provisional:
@@ -151,16 +174,6 @@ class MqttLink:
         deadline = time.monotonic() + DRAIN_ON_STOP
         while self.client.is_connected() and self.outbox.pending() and time.monotonic() < deadline:
             time.sleep(0.05)
-        self._stopping = True
-        self.sender.stop()
-        if self.client.is_connected():
-            info = self.client.publish(self.topic("availability"), "offline", qos=1, retain=True)
-            try:
-                info.wait_for_publish(timeout=3)
-            except (RuntimeError, ValueError):
-                log.warning("could not confirm the offline message")
-        self.client.disconnect()
-        self.client.loop_stop()
 
     # Publisher interface -------------------------------------------------------------------
 
