@@ -23,7 +23,7 @@ import urllib3.exceptions
 from fleet_agent import reference
 from fleet_agent.ports import Cancel, ContainerEvent, EngineError, ErrorKind, PullProgress
 from fleet_agent.pull_progress import PullTracker
-from fleet_agent.runtime import Container, ExitDetails
+from fleet_agent.runtime import Container, ExitDetails, ran_between
 from fleet_agent.spec import (
     LABEL_CONFIG_HASH,
     LABEL_DEVICE,
@@ -303,6 +303,7 @@ class Engine:
             exit_code=int(state.get("ExitCode", 0)),
             oom_killed=bool(state.get("OOMKilled", False)),
             log_tail=" | ".join(line.strip() for line in lines[-tail:]),
+            ran_for=ran_between(state.get("StartedAt"), state.get("FinishedAt")),
         )
 
 

@@ -278,7 +278,7 @@ class Reconciler:
             details = ExitDetails(exit_code=keep.exit_code if keep.exit_code is not None else -1)
         restart = service.service.config.restart
         counts = not (self._unobserved or runtime.stopped_by_user)
-        runtime = settle_crash(runtime, now, self.settings.crash_reset_after)
+        runtime = settle_crash(runtime, now, self.settings.crash_reset_after, details.ran_for)
         return record_exit(runtime, keep, details, restart, self.policy, now, counts, wall)
 
     def _find_images(

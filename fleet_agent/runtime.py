@@ -9,6 +9,7 @@ here are the pure transitions between passes; they take `now` and never touch th
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 import msgspec
 from msgspec.structs import replace
@@ -37,6 +38,7 @@ class ExitDetails(msgspec.Struct, frozen=True):
     exit_code: int
     oom_killed: bool = False
     log_tail: str = ""
+    ran_for: float | None = None  # seconds, by the engine's own start and finish times
 
 
 class ServiceRuntime(msgspec.Struct, frozen=True):
@@ -93,9 +95,29 @@ def record_exit(
     return replace(runtime, crash=record_failure(runtime.crash, policy, failure))
 
 
-def settle_crash(runtime: ServiceRuntime, now: float, reset_after: float) -> ServiceRuntime:
-    """After `reset_after` seconds of running, the crash backoff is forgotten (as the kubelet)."""
-    healthy = runtime.started_at is not None and now - runtime.started_at >= reset_after
+def ran_between(started_at: object, finished_at: object) -> float | None:
+    """Seconds between the engine's own `StartedAt` and `FinishedAt` (RFC 3339); None when
+    either is unset ("0001-01-01T00:00:00Z") or unreadable: the agent's own times decide then."""
+    try:
+        started = datetime.fromisoformat(str(started_at))
+        finished = datetime.fromisoformat(str(finished_at))
+    except ValueError:
+        return None
+    if started.year < 2 or finished < started:
+        return None
+    return (finished - started).total_seconds()
+
+
+def settle_crash(
+    runtime: ServiceRuntime, now: float, reset_after: float, ran_for: float | None = None
+) -> ServiceRuntime:
+    """After `reset_after` seconds of running, the crash backoff is forgotten (as the kubelet).
+    At an exit, how long the container ran by the engine's own clock (`ran_for`) decides: the
+    passes that saw it start and end can each come late on a busy device."""
+    if ran_for is not None:
+        healthy = ran_for >= reset_after
+    else:
+        healthy = runtime.started_at is not None and now - runtime.started_at >= reset_after
     if healthy and runtime.crash.failures:
         return replace(runtime, crash=Backoff())
     return runtime

@@ -13,6 +13,7 @@ from fleet_agent.runtime import (
     ExitDetails,
     ServiceRuntime,
     exit_message,
+    ran_between,
     record_exit,
     retry_now,
     runtime_for,
@@ -142,6 +143,33 @@ def test_a_crash_history_is_forgotten_after_running_healthy_for_the_reset_period
 
     assert settle_crash(crashed, T0 + 10 + 599.9, 600).crash.failures == 1
     assert settle_crash(crashed, T0 + 10 + 600, 600).crash == Backoff()
+
+
+def test_at_an_exit_the_engines_own_run_time_decides_not_the_late_passes() -> None:
+    """The pass that saw the start came 1 s late: by the agent's times the container ran
+    0.5 s, by the engine's 1.5 s, which is healthy running."""
+    svc = desired()
+    crashed = runtime(svc, crash=failed([T0], kind="CrashLoopBackOff"), started_at=T0 + 11)
+
+    assert settle_crash(crashed, T0 + 11.5, 1.0).crash.failures == 1
+    assert settle_crash(crashed, T0 + 11.5, 1.0, ran_for=1.5).crash == Backoff()
+    assert settle_crash(crashed, T0 + 20, 1.0, ran_for=0.5).crash.failures == 1
+
+
+@pytest.mark.parametrize(
+    ("started", "finished", "ran"),
+    [
+        ("2026-12-01T12:00:00.5Z", "2026-12-01T12:00:02.000000001Z", 1.5),
+        ("2026-12-01T12:00:00Z", "0001-01-01T00:00:00Z", None),
+        ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z", None),
+        (None, "2026-12-01T12:00:00Z", None),
+        ("garbage", "", None),
+    ],
+)
+def test_the_run_time_is_read_from_the_engines_start_and_finish_times(
+    started: object, finished: object, ran: float | None
+) -> None:
+    assert ran_between(started, finished) == ran
 
 
 def test_a_crash_history_is_kept_while_the_container_is_not_running() -> None:
