@@ -44,7 +44,9 @@ def test_seed_scenario_over_mqtt_backs_off_exhausts_alerts_and_heals(
     assert exhausted["error"]["type"] == "ErrImagePull"
     assert exhausted["error"]["retryCount"] == 4 and exhausted["error"]["nextRetry"] is None
     counts = [s["error"]["retryCount"] for s in probe.all("services/bad") if s["error"]]
-    assert counts == sorted(counts) and set(counts) == {1, 2, 3, 4}
+    # a held provisional report may be replaced before it goes out, so a count can be skipped
+    # on the retained topic: what is seen only grows, ends at 4, and every attempt is an event
+    assert counts == sorted(counts) and set(counts) <= {1, 2, 3, 4} and counts[-1] == 4
     critical = probe.wait_json("alerts/bad", lambda a: a["severity"] == "critical")
     assert critical["type"] == "MaxRetriesExceeded"
     assert critical["raisedAt"] == warning["raisedAt"]
