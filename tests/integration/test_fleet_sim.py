@@ -7,12 +7,14 @@ device converges, never how fast.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from pathlib import Path
 
 from bench.fleet import Fleet, FleetWatcher, make_target, publish_targets
 from tests.integration.brokers import PrivateMosquitto
+from tests.integration.helpers import wait_for
 
 
 def test_a_hundred_simulated_devices_all_converge_and_follow_a_new_version(
@@ -31,6 +33,25 @@ def test_a_hundred_simulated_devices_all_converge_and_follow_a_new_version(
         watcher.close()
 
 
+def _holds_version(watcher: FleetWatcher, base: str, version: int, services: int) -> bool:
+    seen = {
+        topic
+        for topic, payload in list(watcher.messages)
+        if "/services/" not in topic
+        or (payload and json.loads(payload)["targetVersion"] == version)
+    }
+    started = {
+        json.loads(payload).get("service")
+        for topic, payload in list(watcher.messages)
+        if topic == f"{base}/events" and '"type":"start"' in payload
+    }
+    names = [f"s{i}" for i in range(services)]
+    return all(
+        f"{base}/services/{n}" in seen and f"{base}/history/{n}" in seen and n in started
+        for n in names
+    )
+
+
 def test_a_new_version_sends_each_retained_topic_at_most_once_and_nothing_for_the_unchanged(
     broker: PrivateMosquitto, tmp_path: Path
 ) -> None:
@@ -42,7 +63,11 @@ def test_a_new_version_sends_each_retained_topic_at_most_once_and_nothing_for_th
             devices = fleet.device_ids
             publish_targets(broker.url, devices, make_target(1, services=55))
             assert watcher.wait_converged(devices, 1, timeout=60) is not None
-            time.sleep(0.5)  # let the last messages of version 1 arrive
+            # the states come on another connection than the messages: wait until these hold
+            # every status, history and start event of version 1 (a late one would count as
+            # version 2's)
+            base = f"fleet/{devices[0]}"
+            wait_for(lambda: _holds_version(watcher, base, 1, 55), timeout=60, what="v1 seen")
             before = len(watcher.messages)
             publish_targets(broker.url, devices, make_target(2, services=55, change=5))
             assert watcher.wait_converged(devices, 2, timeout=60) is not None
@@ -50,7 +75,6 @@ def test_a_new_version_sends_each_retained_topic_at_most_once_and_nothing_for_th
             topics = Counter(topic for topic, _ in watcher.messages[before:])
     finally:
         watcher.close()
-    base = f"fleet/{devices[0]}"
     retained = {t: n for t, n in topics.items() if not t.endswith(("/events", "/target"))}
     assert {t: n for t, n in retained.items() if n > 1} == {}
     changed = {f"s{i}" for i in range(5)}
