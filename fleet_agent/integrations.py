@@ -2,7 +2,8 @@
 
 Each is a `Publisher` handed every pass's `Report` like status.json and MQTT. None of them does
 slow work on the reconciler's thread: webhooks go to their own workers, MQTT publications are
-queued by paho, and the summary file is written only when its counts change (or once a minute).
+queued by paho, the engine is asked for the device info on a thread of its own, and the
+summary file is written only when its counts change (or once a minute).
 `Integrations` builds the ones the settings ask for and schedules the summary.
 """
 
@@ -29,6 +30,7 @@ from fleet_agent.publish import Publisher
 from fleet_agent.report import Report
 from fleet_agent.store import write_atomic
 from fleet_agent.webhook import Webhooks
+from fleet_agent.workers import ThreadPerJob, Workers
 
 log = structlog.get_logger(__name__)
 SUMMARY_FILE = "summary.json"
@@ -121,7 +123,8 @@ def webhook_body(change: AlertChange, at: str) -> bytes:
 
 
 class DeviceInfo:
-    """`{p}/{d}/info`: labels, the engine's version, os and arch, and when we started."""
+    """`{p}/{d}/info`: labels, the engine's version, os and arch, and when we started. The
+    engine is asked in the background (a pass never waits for it); its answer is sent then."""
 
     def __init__(
         self,
@@ -129,8 +132,12 @@ class DeviceInfo:
         describe: Callable[[], dict[str, str]],
         link: MqttLink,
         started: float,
+        workers: Workers | None = None,
     ) -> None:
         self.describe, self.link = describe, link
+        self.workers = workers or ThreadPerJob("info")
+        self._lock = threading.Lock()
+        self._asking = False
         self.topic = link.topic("info")
         self.doc: dict[str, Any] = {
             "deviceId": settings.device_id, "agentVersion": __version__,
@@ -142,20 +149,39 @@ class DeviceInfo:
     def publish(self, report: Report) -> None:
         """Learn the engine once it answers (and again after it was away: it may be new)."""
         down = report.engine_error is not None
-        if not down and (self._engine_down or self.doc["engine"] is None):
-            now = time.monotonic()
-            if self.doc["engine"] is None and now - self._tried_at < INFO_RETRY:
-                return
-            self._tried_at = now
-            try:
-                self.doc["engine"] = self.describe()
-            except EngineError as exc:
-                log.warning("engine info unavailable", error=exc.message)
-            self.link.retain(self.topic, msgspec.json.encode(self.doc))
+        wanted = not down and (self._engine_down or self.doc["engine"] is None)
         self._engine_down = down
+        now = time.monotonic()
+        if not wanted or (self.doc["engine"] is None and now - self._tried_at < INFO_RETRY):
+            return
+        with self._lock:
+            if self._asking:
+                return  # the answer under way is the one wanted
+            self._tried_at, self._asking = now, True
+        self.workers.submit(self._learn)
+
+    def _learn(self) -> None:
+        try:
+            engine: dict[str, str] | None = self.describe()
+        except EngineError as exc:
+            log.warning("engine info unavailable", error=exc.message)
+            engine = None
+        except Exception:  # the thread must always let the next ask through
+            log.exception("engine info failed")
+            engine = None
+        with self._lock:
+            if engine is not None:
+                self.doc["engine"] = engine
+            self._asking = False
+        self.announce()
 
     def announce(self) -> None:
-        self.link.retain(self.topic, msgspec.json.encode(self.doc))
+        with self._lock:
+            payload = msgspec.json.encode(self.doc)
+        self.link.retain(self.topic, payload)
+
+    def close(self) -> None:
+        self.workers.close(0.0)  # a hung engine call never holds a shutdown
 
     def ack(self, ack: Ack) -> None:
         pass
@@ -263,6 +289,8 @@ class Integrations:
 
     def stop(self) -> None:
         self.summary.close()
+        if self.info is not None:
+            self.info.close()
         self.webhooks.stop()
 
 

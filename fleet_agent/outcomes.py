@@ -16,6 +16,9 @@ from fleet_agent.planner import Create, Start, Step, subject
 from fleet_agent.runtime import ServiceRuntime
 
 CANCELLED = "cancelled"  # a pull the agent cancelled: no attempt of the service, not counted
+# a create that found its image gone from the device (pruned while the agent took it as
+# present): no attempt of the service either; the image is pulled again at once, not counted
+IMAGE_GONE = "image_gone"
 
 
 class StepResult(msgspec.Struct, frozen=True):
@@ -70,25 +73,26 @@ def apply_step(
     """`now` monotonic (deadlines), `wall` for the failure's published timestamp."""
     step = result.step
     if result.ok:
-        if isinstance(step, Start) and step.restart:
-            return replace(
-                runtime, restart_count=runtime.restart_count + 1, started_at=now, exit_seen=None
-            )
-        if isinstance(step, Start):
-            return replace(runtime, deploy=Backoff(), started_at=now, exit_seen=None)
-        return runtime
+        return _succeeded(runtime, step, now)
+    if result.error_kind == IMAGE_GONE:
+        return replace(runtime, image_ready=False)
     if result.error_kind == "unavailable" or not isinstance(step, Create | Start):
         return runtime
     if isinstance(step, Start) and step.restart:
         failure = Failure("CrashLoopBackOff", f"restart failed: {result.message}", now, wall=wall)
         return replace(runtime, crash=record_failure(runtime.crash, policy, failure))
     failure = Failure("StartFailure", result.message, now, wall=wall)
-    image_gone = isinstance(step, Create) and result.error_kind == "not_found"
-    return replace(
-        runtime,
-        deploy=record_failure(runtime.deploy, policy, failure),
-        image_ready=runtime.image_ready and not image_gone,
-    )
+    return replace(runtime, deploy=record_failure(runtime.deploy, policy, failure))
+
+
+def _succeeded(runtime: ServiceRuntime, step: Step, now: float) -> ServiceRuntime:
+    if isinstance(step, Start) and step.restart:
+        return replace(
+            runtime, restart_count=runtime.restart_count + 1, started_at=now, exit_seen=None
+        )
+    if isinstance(step, Start):
+        return replace(runtime, deploy=Backoff(), started_at=now, exit_seen=None)
+    return runtime
 
 
 def step_action(step: Step) -> str:

@@ -1,11 +1,14 @@
 """One reconcile pass: read the whole target and the engine, act, report, say when to look again.
 
 Level-triggered, as controller-runtime's reconcilers: a pass never trusts what it did before, it
-lists the containers, lets the pure planner decide, hands each service's steps and each pull to
-the background (a pass never waits for one: a slow stop or a hung call holds up only its own
-service), collects what ended since the last pass, derives every status, alert and history
-entry, and returns the next deadline it needs a wake-up for. Every deadline is monotonic; wall
-time is only for the timestamps it publishes.
+lists the containers (its only engine call), brings every history up to date (`observe.py`),
+lets the pure planner decide, hands each service's steps, each pull and each question to the
+engine (why a container exited, whether an image is here) to the background (a pass never
+waits for one: a slow stop or a hung call holds up only its own service), collects what ended
+since the last pass, derives every status, alert and history entry, and returns the next
+deadline it needs a wake-up for. Every deadline is monotonic; wall time is only for the
+timestamps it publishes. `runtimes` is replaced whole, never changed in place, so another
+thread may read it at any time.
 """
 
 from __future__ import annotations
@@ -18,15 +21,15 @@ import structlog
 from msgspec.structs import replace
 
 from fleet_agent import feed, logs, masking, planner
-from fleet_agent.backoff import Backoff
 from fleet_agent.config import Settings
 from fleet_agent.images import KnownImages
-from fleet_agent.inbox import Inbox
 from fleet_agent.intake import NO_TARGET
 from fleet_agent.memory import Memory
 from fleet_agent.model import Ack, DesiredService, Event, Target, iso
+from fleet_agent.observe import Observer
 from fleet_agent.outcomes import (
     CANCELLED,
+    IMAGE_GONE,
     StepResult,
     apply_pull,
     apply_step,
@@ -35,18 +38,14 @@ from fleet_agent.outcomes import (
 )
 from fleet_agent.ports import Clock, ContainerEvent, EngineAPI, EngineError, SystemClock
 from fleet_agent.publish import Publisher
-from fleet_agent.pulls import Puller
+from fleet_agent.pulls import Key, Puller
 from fleet_agent.report import Report
 from fleet_agent.runtime import (
     Container,
-    ExitDetails,
     ServiceRuntime,
-    forgive,
     next_retry_after,
-    record_exit,
     retry_now,
     runtime_for,
-    settle_crash,
 )
 from fleet_agent.spec import desired_services
 from fleet_agent.status import StatusContext, build_report
@@ -58,10 +57,6 @@ log = structlog.get_logger(__name__)
 ENGINE_DOWN_POLL = 5.0
 # A died container is listed `running` for some ms more: look again this soon (one list each).
 DIE_SETTLE, DIE_SETTLE_MAX = 0.01, 5.0
-# An engine that shuts down stops every container the way a person would; its last `stop`
-# event comes right before its event stream breaks. Stops and failures this close before an
-# outage are the engine's; a stop by hand made earlier stays one.
-SHUTDOWN_GRACE = 3.0
 CLOSE_WAIT = 3.0  # seconds a shutdown waits for steps and pulls under way
 
 
@@ -76,6 +71,7 @@ class Reconciler:
         clock: Clock | None = None,
         step_workers: Workers | None = None,
         pull_workers: Workers | None = None,
+        lookup_workers: Workers | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -89,24 +85,28 @@ class Reconciler:
         self.runtimes, self.feed = self.memory.load(settings.device_id)
         self.last_report: Report | None = None
         self.manual_stops = ManualStops(state_dir)
-        self.inbox = Inbox(self.manual_stops, self.clock.monotonic)
-        self._unobserved = True  # exits seen now happened while nobody watched
+        lookups = lookup_workers or ThreadPerJob("lookup")
+        self.observer = Observer(
+            settings, engine, self.manual_stops, lookups, kick, self.clock.monotonic
+        )
+        self.inbox = self.observer.inbox
         workers = step_workers or ThreadPerJob("step")
         self.steps = StepRunner(engine, workers, kick)
         pulls = pull_workers or Pool("pull", settings.pull_concurrency)
         self.puller = Puller(engine, pulls, kick, self.clock.monotonic)
-        self.images = KnownImages(engine)
+        self.images = KnownImages(engine, lookups, kick)
         self._lock = threading.Lock()
 
     def close(self, timeout: float = CLOSE_WAIT) -> None:
         """Cancel every pull, wait a moment for steps under way; never for a registry."""
         self.puller.close(timeout)
         self.steps.close(timeout)
+        self.observer.exits.close(0.0)  # questions to the engine: never waited for
 
     def request_retry(self, services: Iterable[str]) -> list[str]:
         """Reset the backoff of the named services (all in error when empty) in the next pass,
         which this kicks. Never waits for a running pass (MQTT's network thread calls it)."""
-        runtimes = self.runtimes  # replaced whole by each pass, never changed in place
+        runtimes = self.runtimes  # replaced whole, never changed in place
         wanted = set(services) or {
             name for name, rt in runtimes.items() if rt.deploy.last or rt.crash.last
         }
@@ -144,19 +144,20 @@ class Reconciler:
                 return self._engine_down(exc, now, wall, acked)
             if target is None:  # "no target": nothing is touched, only reported
                 return self._idle(containers, now, wall)
-            retries = self._take_inbox(now)
-            self._sync(desired, containers, now, wall)
-            for name in retries & self.runtimes.keys():
-                self.runtimes[name] = retry_now(self.runtimes[name])
+            retries, runtimes = self.observer.take_inbox(now, self.runtimes)
+            runtimes = self.observer.sync(desired, containers, runtimes, now, wall)
+            self.runtimes = {
+                name: retry_now(rt) if name in retries else rt for name, rt in runtimes.items()
+            }
             self.puller.cancel_others((s.name, s.config_hash) for s in desired)
             events += self._collect_pulls(now, wall)
-            self._find_images(desired, containers, now)
+            asking = self._find_images(desired, containers, now)
             plan = planner.plan(
                 self.settings.device_id,
                 desired,
                 containers,
                 self.runtimes,
-                self.puller.under_way(),
+                self.puller.under_way() | asking,  # no pull while asking if one is needed
                 now,
                 self.steps.busy().keys(),
             )
@@ -166,7 +167,7 @@ class Reconciler:
             report = self._report(target, desired, containers, events, now, wall)
             self._publish(report, wall)
             logs.log_pass(report, results, events, plan.pulls)
-            self._unobserved = False
+            self.observer.unobserved = False
             return self._next_wake(now, containers)
 
     def _masked(self, results: list[StepResult]) -> list[StepResult]:
@@ -182,9 +183,9 @@ class Reconciler:
             name = result.step.service
             if name in self.runtimes:
                 runtime = apply_step(self.runtimes[name], result, self.policy, now, wall)
-                self.runtimes[name] = runtime
-            if isinstance(result.step, planner.Create) and result.error_kind == "not_found":
-                self.images.gone(result.step.spec.image)  # asked about again next time
+                self.runtimes = {**self.runtimes, name: runtime}
+            if isinstance(result.step, planner.Create) and result.error_kind == IMAGE_GONE:
+                self.images.gone(result.step.spec.image)  # pulled again in this very pass
             events.append(step_event(self.settings.device_id, result, wall))
         return events
 
@@ -195,24 +196,10 @@ class Reconciler:
             self.feed = feed.with_ack(self.feed, ack, wall)
         return bool(acks)
 
-    def _take_inbox(self, now: float) -> set[str]:
-        """What other threads asked for since the last pass: retries, a lost engine."""
-        taken = self.inbox.take()
-        if taken.engine_lost_at is not None:
-            self._excuse_outage(taken.engine_lost_at, now)
-        return taken.retries
-
-    def _excuse_outage(self, at: float, now: float) -> None:
-        """An engine going away stops every container and refuses steps the way crashes and
-        people do: what was counted or marked just before it is forgiven, and only that."""
-        self._unobserved = True
-        self.manual_stops.forget_since(at - SHUTDOWN_GRACE)
-        since = at - SHUTDOWN_GRACE
-        self.runtimes = {n: forgive(rt, since, now) for n, rt in self.runtimes.items()}
-
     def _idle(self, containers: list[Container], now: float, wall: float) -> float:
         """No target: report, and keep what happened for the first pass that has one."""
-        self._take_inbox(now)  # an outage is excused now; retries have nothing to retry
+        # an outage is excused now; retries have nothing to retry
+        _, self.runtimes = self.observer.take_inbox(now, self.runtimes)
         report = self._report(None, [], containers, [], now, wall)
         self._publish(replace(report, state=replace(report.state, converged=False)), wall)
         return now + self.settings.reconcile_interval
@@ -223,7 +210,7 @@ class Reconciler:
         outage = exc.kind == "unavailable"
         log.warning("docker engine unavailable" if outage else "listing failed", error=exc.message)
         if outage:
-            self._excuse_outage(now, now)
+            self.runtimes = self.observer.excuse_outage(now, now, self.runtimes)
         report = self.last_report
         if report is None:
             target = self.target()
@@ -234,70 +221,31 @@ class Reconciler:
             self._publish(replace(report, state=state, events=[], engine_error=error), wall)
         return now + min(ENGINE_DOWN_POLL, self.settings.reconcile_interval)
 
-    def _sync(
-        self, desired: list[DesiredService], containers: list[Container], now: float, wall: float
-    ) -> None:
-        grouped = planner.by_service(containers)
-        runtimes: dict[str, ServiceRuntime] = {}
-        # Forget marks of containers that are gone. A mark on a running container may be a
-        # stop still under way (the engine lists it as running until it is down), except in a
-        # pass after nobody watched: then it was started again meanwhile.
-        listed = {c.id for c in containers if not (self._unobserved and c.running)}
-        self.manual_stops.keep_only(listed)
-        for service in desired:
-            runtime = runtime_for(service, self.runtimes.get(service.name))
-            keep = planner.current_container(service, grouped.get(service.name, []))
-            if keep is not None:
-                runtime = replace(runtime, stopped_by_user=keep.id in self.manual_stops)
-            runtimes[service.name] = self._observe(service, keep, runtime, now, wall)
-        self.runtimes = runtimes
-
-    def _observe(
-        self,
-        service: DesiredService,
-        keep: Container | None,
-        runtime: ServiceRuntime,
-        now: float,
-        wall: float,
-    ) -> ServiceRuntime:
-        if keep is None:
-            return runtime
-        if keep.running:
-            # running at its target: whatever failed on the way there is over
-            runtime = replace(
-                runtime, deploy=Backoff(), exit_seen=None, started_at=runtime.started_at or now
-            )
-            return settle_crash(runtime, now, self.settings.crash_reset_after)
-        if keep.state != "exited" or runtime.exit_seen == keep.id:
-            return runtime
-        try:
-            details = self.engine.exit_details(keep.id)
-            secrets = service.service.config.environment.values()
-            details = replace(details, log_tail=masking.mask(details.log_tail, secrets))
-        except EngineError:
-            details = ExitDetails(exit_code=keep.exit_code if keep.exit_code is not None else -1)
-        restart = service.service.config.restart
-        counts = not (self._unobserved or runtime.stopped_by_user)
-        runtime = settle_crash(runtime, now, self.settings.crash_reset_after, details.ran_for)
-        return record_exit(runtime, keep, details, restart, self.policy, now, counts, wall)
-
     def _find_images(
         self, desired: list[DesiredService], containers: list[Container], now: float
-    ) -> None:
+    ) -> set[Key]:
         """A service to (re)create whose image is on the device already needs no pull: it is
-        replaced in this very pass, so a change shows as one status, not `downloading` first."""
+        replaced in this very pass, so a change shows as one status, not `downloading` first.
+        Returns the services whose image the engine is being asked about (they wait)."""
         grouped = planner.by_service(containers)
         under_way = self.puller.under_way()
         self.images.seen(containers)
+        ready: dict[str, ServiceRuntime] = {}
+        asking: set[Key] = set()
         for service in desired:
             runtime = self.runtimes[service.name]
-            waiting = runtime.image_ready or (service.name, service.config_hash) in under_way
-            if waiting or not runtime.deploy.due(now):
+            key = (service.name, service.config_hash)
+            if runtime.image_ready or key in under_way or not runtime.deploy.due(now):
                 continue
             if planner.current_container(service, grouped.get(service.name, [])) is not None:
                 continue
-            if self.images.present(service.service.image_name):
-                self.runtimes[service.name] = replace(runtime, image_ready=True)
+            present = self.images.present(service.service.image_name)
+            if present is None:
+                asking.add(key)
+            elif present:
+                ready[service.name] = replace(runtime, image_ready=True)
+        self.runtimes = {**self.runtimes, **ready}
+        return asking
 
     def _collect_pulls(self, now: float, wall: float) -> list[Event]:
         events: list[Event] = []
@@ -307,7 +255,7 @@ class Reconciler:
             runtime = self.runtimes.get(result.service)
             if runtime is not None and result.error_kind != CANCELLED:
                 runtime = apply_pull(runtime, result, self.policy, now, wall)
-                self.runtimes[result.service] = runtime
+                self.runtimes = {**self.runtimes, result.service: runtime}
                 device = self.settings.device_id
                 events.append(pull_event(device, result, runtime, now, wall))
         return events
@@ -327,7 +275,9 @@ class Reconciler:
         pulling, busy = self.puller.under_way(), self.steps.busy()
         progress = self.puller.progress(now)
         report = build_report(ctx, desired, containers, runtimes, pulling, events, busy, progress)
-        return replace(report, provisional=bool(busy)) if busy else report
+        # what is under way ends in a pass right after this one: its report replaces this one
+        asking = self.observer.reading() or self.images.asking()
+        return replace(report, provisional=True) if busy or asking else report
 
     def _publish(self, report: Report, wall: float) -> None:
         """Complete the report in the core (alerts, their changes, history, state events),

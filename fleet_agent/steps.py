@@ -5,7 +5,8 @@ at most one job under way: a slow stop (a container that ignores SIGTERM takes i
 grace) or a hung engine call holds up only that service, never another service's steps or the
 status of all. When a job ends, its results wait here and the pass it kicks collects them. The
 first failure ends that service's steps only; whatever a step raises comes back as a
-`StepResult`, so a pass always learns what happened.
+`StepResult`, so a pass always learns what happened; a create that finds its image gone says
+so (`image_gone`), and the image is pulled again at once instead of counting a failure.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import structlog
 
 from fleet_agent import planner
 from fleet_agent.model import ServiceState
-from fleet_agent.outcomes import StepResult
+from fleet_agent.outcomes import IMAGE_GONE, StepResult
 from fleet_agent.ports import EngineAPI, EngineError
 from fleet_agent.workers import Workers
 
@@ -68,7 +69,7 @@ class StepRunner:
             try:
                 self._execute(step)
             except EngineError as exc:
-                results.append(StepResult(step, exc.kind, exc.message))
+                results.append(StepResult(step, self._kind(step, exc), exc.message))
                 break
             except Exception as exc:  # a step thread must always report back
                 log.exception("step crashed", service=step.service)
@@ -76,6 +77,18 @@ class StepRunner:
                 break
             results.append(StepResult(step))
         return results
+
+    def _kind(self, step: planner.Step, exc: EngineError) -> str:
+        """A create that finds no image asks whether the image is really gone (pruned while
+        the agent took it as present): that is no failure of the service. Anything else not
+        found (a network, say) stays a failure."""
+        if isinstance(step, planner.Create) and exc.kind == "not_found":
+            try:
+                if not self.engine.image_present(step.spec.image):
+                    return IMAGE_GONE
+            except EngineError:
+                pass
+        return exc.kind
 
     def _execute(self, step: planner.Step) -> None:
         if isinstance(step, planner.Create):

@@ -2,7 +2,8 @@
 
 It keeps containers and images in memory and can inject every failure the agent must handle:
 an engine that is down, a list call that is too slow, pulls that fail or stall until they are
-cancelled, a stop that hangs, a container that crashes whenever it starts.
+cancelled, a stop that hangs, an inspect that hangs (of an image or of why a container exited),
+a container that crashes whenever it starts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from fleet_agent import reference
 from fleet_agent.ports import Cancel, ContainerEvent, EngineError, PullProgress
 from fleet_agent.runtime import Container, ExitDetails
 from fleet_agent.spec import LABEL_CONFIG_HASH, LABEL_SERVICE, ContainerSpec
+
+HANG_LIMIT = 5.0  # a hung call gives up after this long, as the engine's API timeout would
 
 
 class FakeClock:
@@ -49,6 +52,8 @@ class FakeEngine:
         self.crashing: dict[str, int] = {}  # service -> exit code right after each start
         self.stalling: set[str] = set()  # images whose pull hangs until cancelled
         self.hung_stops: dict[str, threading.Event] = {}  # service -> released when set
+        self.hung_inspects: dict[str, threading.Event] = {}  # image or container -> released
+        self.hanging: set[str] = set()  # the images and containers whose inspect hangs now
         self.pulls: list[str] = []
         self.calls: list[tuple[str, str]] = []
         self._ids = itertools.count(1)
@@ -70,8 +75,22 @@ class FakeEngine:
         with self._lock:
             return sorted(self.containers.values(), key=lambda c: c.id)
 
+    def _hang(self, subject: str) -> None:
+        release = self.hung_inspects.get(subject)
+        if release is None:
+            return
+        with self._lock:
+            self.hanging.add(subject)
+        try:
+            if not release.wait(HANG_LIMIT):
+                raise EngineError("timeout", "engine did not answer in time")
+        finally:
+            with self._lock:
+                self.hanging.discard(subject)
+
     def image_present(self, image: str) -> bool:
         self._check("inspect", image)
+        self._hang(image)
         with self._lock:
             return not reference.parse(image).floating and image in self.images
 
@@ -137,6 +156,7 @@ class FakeEngine:
 
     def exit_details(self, container: str) -> ExitDetails:
         self._check("inspect", container)
+        self._hang(container)
         code = self.containers[container].exit_code
         return ExitDetails(exit_code=-1 if code is None else code, log_tail="boom")
 

@@ -45,6 +45,7 @@ class Scenario:
         clock: FakeClock | None = None,
         step_workers: Workers | None = None,
         pull_workers: Workers | None = None,
+        lookup_workers: Workers | None = None,
         **settings: Any,
     ) -> None:
         values: dict[str, Any] = {
@@ -69,6 +70,7 @@ class Scenario:
             self.clock,
             step_workers or Inline(),
             pull_workers or Inline(),
+            lookup_workers or Inline(),
         )
         self.wakes: list[float] = []
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 from fleet_agent.images import KnownImages
 from fleet_agent.ports import EngineAPI, EngineError
 from fleet_agent.runtime import Container
+from fleet_agent.workers import Workers
+
+from .scenario import Inline
 
 
 class Inspector:
@@ -22,19 +26,44 @@ class Inspector:
         return image in self.present
 
 
-def known(engine: Inspector) -> KnownImages:
-    return KnownImages(cast(EngineAPI, engine))
+class Held:
+    """Workers that run a job only when told (a question to the engine under way)."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Callable[[], None]] = []
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self.jobs.append(job)
+
+    def close(self, timeout: float) -> None:
+        pass
 
 
-def test_an_image_found_once_is_not_asked_about_again_until_a_create_finds_it_gone() -> None:
+def known(engine: Inspector, workers: Workers | None = None) -> KnownImages:
+    return KnownImages(cast(EngineAPI, engine), workers or Inline(), lambda: None)
+
+
+def test_an_image_found_once_is_not_asked_about_again_and_one_found_gone_is_not_present() -> None:
     engine = Inspector({"app:1"})
     images = known(engine)
     assert images.present("app:1") and images.present("app:1")
     assert engine.asked == ["app:1"]
-    images.gone("app:1")
-    engine.present.clear()
-    assert not images.present("app:1")
-    assert engine.asked == ["app:1", "app:1"]
+    images.gone("app:1")  # a create found it pruned: pulled at once, without asking
+    assert images.present("app:1") is False
+    assert engine.asked == ["app:1"]
+    images.pulled("app:1")
+    assert images.present("app:1")
+
+
+def test_an_image_not_known_is_asked_about_in_the_background_and_answered_later() -> None:
+    engine, held = Inspector({"app:1"}), Held()
+    images = known(engine, held)
+    assert images.present("app:1") is None and images.asking()
+    assert images.present("app:1") is None and len(held.jobs) == 1  # never asked twice at once
+    held.jobs.pop()()
+    assert not images.asking()
+    assert images.present("app:1") is True
+    assert engine.asked == ["app:1"]
 
 
 def test_images_of_listed_containers_and_finished_pulls_are_known_without_asking() -> None:

@@ -17,6 +17,7 @@ from fleet_agent.integrations import DeviceInfo, HomeAssistant, Integrations, Su
 from fleet_agent.mqtt import MqttLink
 from fleet_agent.ports import EngineError
 from tests.unit.factories import DEVICE, T0, report, status, status_error
+from tests.unit.scenario import Inline
 
 CONFIG = f"homeassistant/device/fleet-agent-{DEVICE}/config"
 
@@ -121,7 +122,7 @@ def test_device_info_learns_the_engine_once_it_answers_and_again_after_an_outage
         return {"version": "20.10", "os": "linux", "arch": "x86_64"}
 
     info = DeviceInfo(Settings(device_id=DEVICE, labels={"site": "b"}), describe,
-                      cast(MqttLink, link), 0.0)  # fmt: skip
+                      cast(MqttLink, link), 0.0, Inline())  # fmt: skip
     info.announce()
     down = replace(report(status()), engine_error="engine unreachable")
     info.publish(down)

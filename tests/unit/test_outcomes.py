@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from msgspec.structs import replace
+
 from fleet_agent.backoff import Backoff, BackoffPolicy, Failure
 from fleet_agent.model import Event
 from fleet_agent.outcomes import (
+    IMAGE_GONE,
     PullResult,
     StepResult,
     apply_pull,
@@ -159,14 +162,22 @@ def test_a_failed_create_records_a_start_failure_and_keeps_the_image_ready() -> 
     assert after.image_ready is True
 
 
-def test_a_create_that_finds_no_image_makes_the_image_be_pulled_again() -> None:
+def test_a_create_that_finds_its_image_gone_counts_nothing_and_makes_it_be_pulled_again() -> None:
     before = runtime(SVC, image_ready=True)
-    result = StepResult(Create("nodered", build_spec(DEVICE, SVC)), "not_found", "No such image")
+    result = StepResult(Create("nodered", build_spec(DEVICE, SVC)), IMAGE_GONE, "No such image")
 
     after = apply_step(before, result, POLICY, T0)
 
-    assert after.image_ready is False
-    assert after.deploy.last == Failure("StartFailure", "No such image", T0)
+    assert after == replace(before, image_ready=False)
+
+
+def test_a_create_that_finds_something_else_missing_is_a_start_failure() -> None:
+    before = runtime(SVC, image_ready=True)
+    result = StepResult(Create("nodered", build_spec(DEVICE, SVC)), "not_found", "no network x")
+
+    after = apply_step(before, result, POLICY, T0)
+
+    assert after.deploy.last == Failure("StartFailure", "no network x", T0)
 
 
 def test_a_failed_start_records_a_start_failure() -> None:
