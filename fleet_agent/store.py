@@ -68,7 +68,8 @@ class TargetStore:
     def __init__(self, state_dir: Path, admission: Admission | None = None) -> None:
         self.path = state_dir / TARGET_FILE
         self.admission = admission
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the target and highest version, swapped together
+        self._offering = threading.Lock()  # one offer at a time, decided from what is current
         self._target: Target | None = None
         self._highest: int | None = None
 
@@ -106,16 +107,22 @@ class TargetStore:
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_services: int = DEFAULT_MAX_SERVICES,
     ) -> Decision:
-        """Decide on a received target and, when it is taken, persist it before anything acts."""
-        with self._lock:
+        """Decide on a received target and, when it is taken, persist it before anything acts.
+        Offers take turns, but the signature checks, path resolution and fsync run outside the
+        lock `current()` takes: a pass or a command never waits for them. The new target is
+        swapped in only once it is on disk."""
+        with self._offering:
+            with self._lock:
+                current, highest = self._target, self._highest
             decision = decide(
-                payload, self._target, now, max_bytes, self._highest, self.admission, max_services
+                payload, current, now, max_bytes, highest, self.admission, max_services
             )
             if decision.target is not None:
-                versions = [v for v in (decision.target.version, self._highest) if v is not None]
+                versions = [v for v in (decision.target.version, highest) if v is not None]
                 highest = max(versions, default=None)
                 write_atomic(self.path, msgspec.json.encode(Persisted(decision.target, highest)))
-                self._target, self._highest = decision.target, highest
+                with self._lock:
+                    self._target, self._highest = decision.target, highest
             return decision
 
 

@@ -208,3 +208,36 @@ def test_an_agent_without_any_target_touches_no_container(
     agent.stop()  # after at least one full pass
     rows = by_service(api, device_id)["app"]
     assert [(r["Id"], r["State"]) for r in rows] == [(before["containerId"], "running")]
+
+
+def test_an_image_pruned_while_the_agent_knew_it_is_pulled_again_without_a_failure(
+    agent: AgentProcess, services: Services, api: docker.APIClient, device_id: str
+) -> None:
+    # a tag of its own (image1's layers): removing it disturbs no other test
+    repo = f"{services.registry}/fleet-test/pruned-{device_id}"
+    api.pull(services.image1.rsplit(":", 1)[0], tag="1")
+    api.tag(services.image1, repo, "1")
+    api.push(repo, tag="1")
+    mine = f"{repo}:1"
+    agent.set_target(target(1, service("app", mine, command=SLEEP)))
+    agent.start()
+    wait_for(lambda: _running(agent, "app"), what="app running")
+    agent.set_target(target(2, service("app", services.image2, command=SLEEP)))
+    agent.wait_service(
+        "app",
+        lambda s: s["targetVersion"] == 2 and s["runningImage"] == services.image2,
+        timeout=120,
+    )
+    # `docker image prune -a`: the agent saw the image listed and still takes it as here
+    api.remove_image(mine)
+
+    agent.set_target(target(3, service("app", mine, command=SLEEP)))
+    back = agent.wait_service(
+        "app",
+        lambda s: s["targetVersion"] == 3 and s["serviceStatus"] == "running",
+        timeout=120,
+    )
+
+    assert back["runningImage"] == mine and back["error"] is None
+    assert "StartFailure" not in agent.log_path.read_text()  # no failure was ever counted
+    assert api.inspect_image(mine)  # pulled again

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import msgspec
@@ -86,6 +87,37 @@ def test_a_rejected_target_writes_nothing_and_keeps_the_current_one(tmp_path: Pa
     assert (stale.ack.code, broken.ack.code) == (409, 400)
     assert (tmp_path / TARGET_FILE).read_bytes() == before
     assert targets.current() == first
+
+
+def test_an_offer_whose_write_hangs_never_holds_up_readers_of_the_current_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    targets = TargetStore(tmp_path)
+    first = targets.offer(encode(target_doc(7)), T0).target
+    writing, release = threading.Event(), threading.Event()
+    real_write = store.write_atomic
+
+    def slow_write(path: Path, data: bytes) -> None:  # an fsync on a slow SD card
+        writing.set()
+        release.wait(10)
+        real_write(path, data)
+
+    monkeypatch.setattr(store, "write_atomic", slow_write)
+    offering = threading.Thread(target=targets.offer, args=(encode(target_doc(8)), T0))
+    offering.start()
+    assert writing.wait(10)
+    seen: list[object] = []
+    reader = threading.Thread(target=lambda: seen.append(targets.current()))
+    reader.start()
+    reader.join(5)
+    answered = not reader.is_alive()
+    release.set()
+    offering.join(10)
+
+    assert answered  # current() did not wait for the write
+    assert seen == [first]  # and saw the old target: the new one is not acted on unpersisted
+    current = targets.current()
+    assert current is not None and current.version == 8
 
 
 def test_the_persisted_target_is_what_runs_after_a_restart(tmp_path: Path) -> None:
