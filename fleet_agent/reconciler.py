@@ -1,14 +1,11 @@
 """One reconcile pass: read the whole target and the engine, act, report, say when to look again.
 
-Level-triggered, as controller-runtime's reconcilers: a pass never trusts what it did before, it
-lists the containers (its only engine call), brings every history up to date (`observe.py`),
-lets the pure planner decide, hands each service's steps, each pull and each question to the
-engine (why a container exited, whether an image is here) to the background (a pass never
-waits for one: a slow stop or a hung call holds up only its own service), collects what ended
-since the last pass, derives every status, alert and history entry, and returns the next
-deadline it needs a wake-up for. Every deadline is monotonic; wall time is only for the
-timestamps it publishes. `runtimes` is replaced whole, never changed in place, so another
-thread may read it at any time.
+Level-triggered, as controller-runtime's reconcilers: a pass never trusts what it did before. It
+lists the containers (its only engine call), brings histories up to date (`observe.py`), lets
+the planner decide, hands steps, pulls and questions to the engine to the background (a hung
+call holds up only its own service), collects what ended since the last pass, derives every
+status, alert and history entry, and returns its next deadline (monotonic; wall time is only
+for published stamps). `runtimes` is replaced whole, never changed in place.
 """
 
 from __future__ import annotations
