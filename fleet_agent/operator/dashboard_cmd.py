@@ -9,11 +9,16 @@ here, after the arguments were checked.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fleet_agent.operator import connection
 from fleet_agent.operator.dashboard.guard import Guard, GuardError, parse_listen, read_token
+
+if TYPE_CHECKING:
+    from fleet_agent.operator.dashboard.app import Recorded
 
 PROG = "fleet-agent dashboard"
 
@@ -32,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--connect-timeout", type=float, default=10.0, help="seconds to reach the broker"
     )
+    parser.add_argument(
+        "--db",
+        help="the recorder's database URL (sqlite:///PATH or postgresql://...): the drawer "
+        "shows its longer history and past alerts (needs the recorder extra)",
+    )
 
 
 def _settings(args: argparse.Namespace) -> tuple[str, int, Guard, connection.Connection]:
@@ -39,6 +49,21 @@ def _settings(args: argparse.Namespace) -> tuple[str, int, Guard, connection.Con
     token = read_token(args.token_file) if args.token_file else args.token
     guard = Guard.for_listen(host, token)
     return host, port, guard, connection.load(args.config, args.url)
+
+
+def _recorded(url: str) -> Recorded | str:
+    """The drawer's reader over the recorder's database, or why it cannot be opened."""
+    try:
+        from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 (the recorder extra)
+
+        from fleet_agent.operator.recorder import queries, store  # noqa: PLC0415
+    except ImportError as exc:
+        return f"{exc}; install 'fleet-agent[recorder]' for --db"
+    try:
+        engine = store.open_engine(url)
+    except (store.DatabaseError, SQLAlchemyError) as exc:
+        return f"cannot open {url}: {str(exc).splitlines()[0]}"
+    return functools.partial(queries.drawer, engine)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -54,6 +79,10 @@ def main(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"{PROG}: {exc}; install 'fleet-agent[dashboard]'", file=sys.stderr)
         return 2
+    recorded = _recorded(args.db) if args.db else None
+    if isinstance(recorded, str):
+        print(f"{PROG}: {recorded}", file=sys.stderr)
+        return 2
     from fleet_agent.operator.client import FleetClient  # noqa: PLC0415
     from fleet_agent.operator.dashboard.hub import Hub  # noqa: PLC0415
     from fleet_agent.operator.errors import BrokerUnreachable  # noqa: PLC0415
@@ -67,7 +96,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
     try:
-        app = create_app(client, guard, hub)
+        app = create_app(client, guard, hub, recorded=recorded)
         config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2
         )

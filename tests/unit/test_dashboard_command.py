@@ -40,3 +40,12 @@ def test_an_unreachable_broker_ends_the_dashboard_with_exit_1(
 ) -> None:
     code, err = run(capsys, "--url", "mqtt://127.0.0.1:9", "--connect-timeout", "0.5")
     assert code == 1 and "cannot reach the broker" in err
+
+
+def test_a_recorder_database_that_cannot_be_opened_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, err = run(capsys, "--db", "mysql://db/x")
+    assert code == 2 and "unsupported database URL" in err and "\n" not in err
+    code, err = run(capsys, "--db", f"sqlite:///{tmp_path}/no/such/dir/rec.db")
+    assert code == 2 and "cannot open" in err and "\n" not in err

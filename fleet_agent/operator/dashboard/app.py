@@ -22,7 +22,9 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import msgspec
+import structlog
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.responses import StreamingResponse as Streaming
@@ -39,6 +41,9 @@ from fleet_agent.operator.wire import CommandResult
 from fleet_agent.validate import NAME_PATTERN
 
 Handler = Callable[[Request], Awaitable[Response]]
+# (device, service) -> (history newest first, past alerts): the recorder's database (`--db`)
+Recorded = Callable[[str, str], tuple[list[dict[str, Any]], list[dict[str, Any]]]]
+log = structlog.get_logger(__name__)
 PACKAGE = "fleet_agent.operator.dashboard"
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -81,8 +86,16 @@ def _sse(kind: str, doc: Any) -> bytes:
 
 
 class Dashboard:
-    def __init__(self, source: Source, guard: Guard, hub: Hub, timing: Timing) -> None:
+    def __init__(
+        self,
+        source: Source,
+        guard: Guard,
+        hub: Hub,
+        timing: Timing,
+        recorded: Recorded | None = None,
+    ) -> None:
         self.source, self.guard, self.hub, self.timing = source, guard, hub, timing
+        self.recorded = recorded
         page = _static("index.html").replace("__PAGE_TOKEN__", html.escape(guard.page_token))
         self.page, self.login_page = page, _static("login.html")
 
@@ -123,7 +136,22 @@ class Dashboard:
         detail = view.service_detail(device, request.path_params["service"]) if device else None
         if detail is None:
             return _json({"error": "no such device or service"}, 404)
+        if self.recorded is not None:
+            detail = await self._with_recorded(detail)
         return _json(self._frame(**detail))
+
+    async def _with_recorded(self, detail: dict[str, Any]) -> dict[str, Any]:
+        """The recorder's longer history and past alerts (`--db`); the retained ones if the
+        database cannot answer."""
+        assert self.recorded is not None
+        try:
+            history, past = await run_in_threadpool(
+                self.recorded, detail["device"], detail["status"]["serviceName"]
+            )
+        except Exception as exc:  # a database that is down must not break the drawer
+            log.warning("recorder database unreadable", error=str(exc)[:200])
+            return detail
+        return {**detail, "history": history or detail["history"], "pastAlerts": past}
 
     async def events(self, _request: Request) -> Response:
         subscriber = self.hub.subscribe()
@@ -201,10 +229,15 @@ class Dashboard:
 
 
 def create_app(
-    source: Source, guard: Guard, hub: Hub | None = None, timing: Timing | None = None
+    source: Source,
+    guard: Guard,
+    hub: Hub | None = None,
+    timing: Timing | None = None,
+    recorded: Recorded | None = None,
 ) -> Starlette:
+    """`recorded(device, service)`: the recorder's history and past alerts (dashboard --db)."""
     hub = hub or Hub()
-    board = Dashboard(source, guard, hub, timing or Timing())
+    board = Dashboard(source, guard, hub, timing or Timing(), recorded)
     g = board.guarded
     routes = [
         Route("/", g(board.index, page=True)),
@@ -227,4 +260,4 @@ def create_app(
     return app
 
 
-__all__ = ["Dashboard", "Source", "Timing", "create_app"]
+__all__ = ["Dashboard", "Recorded", "Source", "Timing", "create_app"]

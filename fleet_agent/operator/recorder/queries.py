@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Engine
 
+from fleet_agent.model import iso
 from fleet_agent.operator.recorder.schema import alerts, service_status, transitions
 
 RANK = {"warning": 1, "critical": 2}
@@ -122,6 +123,44 @@ def past_alerts(engine: Engine, device: str, limit: int = 100) -> list[Any]:
     query = select(alerts).where(a.device_id == device).order_by(a.raised_at.desc()).limit(limit)
     with engine.connect() as conn:
         return list(conn.execute(query).mappings())
+
+
+def _stamp(moment: dt.datetime | None) -> str | None:
+    return iso(moment.replace(tzinfo=dt.UTC).timestamp()) if moment else None
+
+
+def drawer(
+    engine: Engine, device: str, service: str, limit: int = 200
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """For the dashboard's drawer: the service's recorded history, newest first, in the
+    contract's history keys, and its past alerts (newest first) with their durations."""
+    entries = [
+        {
+            "timestamp": _stamp(r["at"]),
+            "serviceStatus": r["status"],
+            "errorType": r["error_type"] or None,
+            "message": r["message"],
+            "retryCount": r["retry_count"],
+        }
+        for r in reversed(history(engine, device, service, limit=limit))
+    ]
+    a = alerts.c
+    query = select(alerts).where(a.device_id == device, a.service == service)
+    with engine.connect() as conn:
+        found = conn.execute(query.order_by(a.raised_at.desc()).limit(50)).mappings().all()
+    past = [
+        {
+            "raisedAt": _stamp(r["raised_at"]),
+            "firstType": r["first_type"],
+            "type": r["type"],
+            "severity": r["severity"],
+            "escalatedAt": _stamp(r["escalated_at"]),
+            "clearedAt": _stamp(r["cleared_at"]),
+            "durationSeconds": r["duration_seconds"],
+        }
+        for r in found
+    ]
+    return entries, past
 
 
 @dataclass

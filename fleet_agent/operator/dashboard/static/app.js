@@ -256,6 +256,11 @@ function drawerHtml(x) {
   html += `<h3>History</h3><ol class="timeline">${x.history.map((h) => `<li><time>${esc(clock(h.timestamp))}</time>
     <b>${esc(h.serviceStatus)}</b> ${h.errorType ? esc(h.errorType) : ""} ${h.retryCount ? `(${esc(h.retryCount)})` : ""}
     ${h.message ? `<div class="msg">${esc(h.message)}</div>` : ""}</li>`).join("") || "<li>none yet</li>"}</ol>`;
+  if (x.pastAlerts && x.pastAlerts.length) {
+    html += `<h3>Past alerts</h3><ol class="timeline">${x.pastAlerts.map((a) => `<li><time>${esc(clock(a.raisedAt))}</time>
+      <b>${esc(a.severity)}</b> ${esc(a.firstType)}${a.type !== a.firstType ? ` &rarr; ${esc(a.type)}` : ""}
+      ${a.clearedAt ? `cleared after ${esc(Math.round(a.durationSeconds))} s` : "active"}</li>`).join("")}</ol>`;
+  }
   return html;
 }
 
