@@ -29,7 +29,11 @@ def configure(fmt: str, level: int = logging.INFO) -> None:
     """Ours and the libraries' logs (APScheduler, paho, urllib3, docker: stdlib `logging`)
     rendered alike, JSON lines or console lines, on stderr."""
     renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # plain_traceback: the default (Rich, when installed) prints every frame's local
+        # variables, and those hold payloads, targets and environment values (secrets).
+        structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
         if fmt == "console"
         else structlog.processors.JSONRenderer()
     )

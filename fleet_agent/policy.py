@@ -168,7 +168,9 @@ def _volume(volume: str, path: str, policy: Policy, ctx: Context) -> Iterator[Fi
             yield FieldError(path, message)
         return
     resolved = clean(ctx.resolve(clean(source)))
-    reason = bind_refusal(resolved, policy, ctx.state_dir)
+    # The state dir is protected where it really is (it may be a symlink into an allowed prefix).
+    state_dir = clean(ctx.resolve(ctx.state_dir)) if ctx.state_dir else None
+    reason = bind_refusal(resolved, policy, state_dir)
     if reason is not None:
         shown = source if resolved == source else f"{source} (resolved to {resolved})"
         yield FieldError(path, f"bind of {shown} is refused: {reason}")

@@ -154,6 +154,18 @@ def test_the_state_dir_below_an_allowed_prefix_stays_protected() -> None:
     assert bind_refusal("/srv/app", rules, "/srv/fleet-agent") is None
 
 
+def test_a_state_dir_that_is_a_symlink_is_protected_where_it_really_lies(tmp_path: Path) -> None:
+    (tmp_path / "srv" / "fleet-state").mkdir(parents=True)
+    (tmp_path / "state").symlink_to(tmp_path / "srv" / "fleet-state")
+    rules = Policy(bind_prefixes=[str(tmp_path / "srv")])
+    ctx = Context("dev-001", str(tmp_path / "state"), os.path.realpath)
+
+    errors = violations(decoded(volumes=[f"{tmp_path}/srv/fleet-state:/x"]), rules, ctx)
+
+    assert [e.path for e in errors] == [f"{SVC}.config.volumes[0]"]
+    assert "is protected" in errors[0].message
+
+
 @pytest.mark.parametrize(
     ("image", "allowed"),
     [
