@@ -20,7 +20,7 @@ import requests.exceptions
 import structlog
 import urllib3.exceptions
 
-from fleet_agent import reference
+from fleet_agent import masking, reference
 from fleet_agent.ports import Cancel, ContainerEvent, EngineError, ErrorKind, PullProgress
 from fleet_agent.pull_progress import PullTracker
 from fleet_agent.runtime import Container, ExitDetails, ran_between
@@ -302,7 +302,7 @@ class Engine:
         return ExitDetails(
             exit_code=int(state.get("ExitCode", 0)),
             oom_killed=bool(state.get("OOMKilled", False)),
-            log_tail=" | ".join(line.strip() for line in lines[-tail:]),
+            log_tail=masking.TAIL_JOIN.join(line.strip() for line in lines[-tail:]),
             ran_for=ran_between(state.get("StartedAt"), state.get("FinishedAt")),
         )
 

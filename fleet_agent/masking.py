@@ -20,9 +20,22 @@ MAX_OUTPUT = 512  # characters of container output kept in a status
 MIN_SECRET = 3  # shorter values ("1", "on") would mask half of every message
 
 
+TAIL_JOIN = " | "  # how the engine adapter joins a container's last lines into one text
+
+
+def _forms(secret: str) -> set[str]:
+    """A secret as it may appear: whole, and, when it spans lines, as the engine joins a log
+    tail (each line stripped, `TAIL_JOIN` between) and line by line (a tail may cut it)."""
+    lines = [line.strip() for line in secret.splitlines()]
+    if len(lines) < 2:
+        return {secret}
+    return {secret, TAIL_JOIN.join(lines), *lines}
+
+
 def mask(text: str, secrets: Iterable[str], limit: int = MAX_OUTPUT) -> str:
     """`text` with every secret replaced, at most `limit` characters (cut marked with `...`)."""
-    for secret in sorted({s for s in secrets if len(s) >= MIN_SECRET}, key=len, reverse=True):
+    forms = {form for s in secrets for form in _forms(s) if len(form) >= MIN_SECRET}
+    for secret in sorted(forms, key=len, reverse=True):
         text = text.replace(secret, MASK)
     if len(text) > limit:
         text = text[: limit - 3] + "..."

@@ -69,7 +69,19 @@ class Connection(msgspec.Struct, frozen=True):
         return urlsplit(self.mqtt_url).scheme == "mqtts"
 
 
-_KEYS = {field.name for field in msgspec.structs.fields(Connection)}
+_KEYS = {field.name for field in msgspec.structs.fields(Connection)} | {"mqtt_password_file"}
+
+
+def _with_password_file(values: dict[str, Any]) -> dict[str, Any]:
+    """`mqtt_password_file` like the agent: its first line, unless a password is given."""
+    path = values.pop("mqtt_password_file", None)
+    if path is None or values.get("mqtt_password") is not None:
+        return values
+    try:
+        lines = Path(str(path)).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot read mqtt_password_file: {exc}") from exc
+    return {**values, "mqtt_password": lines[0] if lines else ""}
 
 
 def load(
@@ -87,7 +99,7 @@ def load(
         name = key[len(ENV_PREFIX) :].lower()
         if key.startswith(ENV_PREFIX) and name in _KEYS:
             values[name] = value
-    values = {key: value for key, value in values.items() if key in _KEYS}
+    values = _with_password_file({key: value for key, value in values.items() if key in _KEYS})
     if url is not None:
         values["mqtt_url"] = url
     if isinstance(values.get("mqtt_protocol"), int):

@@ -44,6 +44,18 @@ def test_an_unreadable_config_file_is_one_plain_error(tmp_path: Path) -> None:
         load(tmp_path / "missing.toml", environ={})
 
 
+def test_the_password_file_variable_is_honoured_like_the_agent_does(tmp_path: Path) -> None:
+    secret = tmp_path / "mqtt.password"
+    secret.write_text("s3cret\nignored\n")
+    env = {"FLEET_AGENT_MQTT_USERNAME": "monitor", "FLEET_AGENT_MQTT_PASSWORD_FILE": str(secret)}
+
+    assert load(environ=env).mqtt_password == "s3cret"
+    given = {**env, "FLEET_AGENT_MQTT_PASSWORD": "given"}
+    assert load(environ=given).mqtt_password == "given"
+    with pytest.raises(SettingsError, match="mqtt_password_file"):
+        load(environ={"FLEET_AGENT_MQTT_PASSWORD_FILE": str(tmp_path / "missing")})
+
+
 def test_listeners_survive_a_failing_callback_and_streams_and_waiters_get_each_change() -> None:
     listeners = Listeners()
     got: list[Change] = []

@@ -25,6 +25,15 @@ def test_every_environment_value_is_masked_longest_first() -> None:
     assert text == f"user={MASK} pass={MASK} url=http://{MASK}:{MASK}@db"
 
 
+def test_a_secret_spanning_lines_is_masked_in_a_joined_log_tail_and_line_by_line() -> None:
+    key = "-----BEGIN KEY-----\n  c2VjcmV0LWtleQ==\n-----END KEY-----"
+    joined = "starting | -----BEGIN KEY----- | c2VjcmV0LWtleQ== | -----END KEY----- | bye"
+    cut = "c2VjcmV0LWtleQ== | -----END KEY----- | bye"
+
+    assert mask(joined, [key]) == f"starting | {MASK} | bye"
+    assert "c2VjcmV0LWtleQ==" not in mask(cut, [key])
+
+
 def test_tiny_values_are_not_masked_and_output_is_capped() -> None:
     assert mask("exit 1 on", ["1", "on"]) == "exit 1 on"
     capped = mask("x" * 5000, [])
