@@ -340,6 +340,11 @@ class MqttLink:
         client.reconnect_delay_set(delay, delay)
         log.info("MQTT reconnecting", in_seconds=delay, attempt=self._attempt)
 
+    def _reply_allowed(self, topic: str) -> bool:
+        """A command's MQTT 5 response topic is honoured only below `{p}/{d}/replies/`: whoever
+        may send commands must not make the device publish anywhere else it may write."""
+        return topic.startswith(self.base + "/replies/") and not any(c in topic for c in "+#")
+
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         listener = self._listeners.get(message.topic)
         if listener is not None:
@@ -369,7 +374,9 @@ class MqttLink:
 
     def _respond(self, result: bytes, response_topic: str | None, correlation: Any) -> None:
         self._send(self.topic("cmd/result"), result, retain=False)
-        if response_topic:
+        if response_topic and not self._reply_allowed(response_topic):
+            log.warning("response topic ignored: not below replies/", topic=response_topic)
+        elif response_topic:
             reply = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             if correlation is not None:
                 reply.CorrelationData = correlation

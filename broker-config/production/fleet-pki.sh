@@ -106,7 +106,8 @@ nats_accounts() {
     {user: "cloud", password: "$(<"$dir/cloud.password")", permissions: {
       publish: ["fleet.>"], subscribe: ["fleet.>", "\$MQTT.sub.>"]}}
     {user: "monitor", password: "$(<"$dir/monitor.password")", allowed_connection_types: ["MQTT"],
-     permissions: {publish: ["fleet.*.cmd.retry", "fleet.*.cmd.reconcile", "homeassistant.status"],
+     permissions: {publish: ["fleet.*.cmd.retry", "fleet.*.cmd.reconcile", "fleet._operator.*.sync",
+                            "homeassistant.status"],
                    subscribe: ["fleet.>", "homeassistant.>", "\$MQTT.sub.>"]}}
 EOT
     for f in "$dir"/*.password; do

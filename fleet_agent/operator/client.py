@@ -103,6 +103,11 @@ class FleetClient:
             raise BrokerUnreachable(f"cannot reach the broker at {url} within {timeout:g}s: {why}")
         return self
 
+    @property
+    def synced(self) -> bool:
+        """Whether the sync marker came back, i.e. the retained snapshot was read completely."""
+        return self._synced.is_set()
+
     def close(self) -> None:
         """Disconnect and stop the dispatcher; open change streams end."""
         self._mqtt.disconnect()
@@ -244,7 +249,8 @@ class FleetClient:
         properties = None
         if self.connection.mqtt_protocol == "5":
             properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-            properties.ResponseTopic = f"{self._private}/reply"
+            # below the device's `replies/`: the only response topics an agent honours
+            properties.ResponseTopic = self._reply_topic(device_id)
             properties.CorrelationData = request_id.encode()
         with self._lock:
             self._requests[request_id] = device_id
@@ -297,7 +303,7 @@ class FleetClient:
         if reason.is_failure:
             self._connect_error = f"connection refused: {reason}"
             return
-        private = [f"{self._private}/sync", f"{self._private}/reply"]
+        private = [f"{self._private}/sync", self._reply_topic("+")]
         # The fleet's topics at QoS 0: a broker holds at most `max_queued_messages` (Mosquitto:
         # 1000) QoS 1 messages per client and drops the rest, so a QoS 1 subscription lost most
         # of a 1,000-device snapshot (and the sync marker behind it). Retained state comes
@@ -330,8 +336,8 @@ class FleetClient:
         if topic == f"{self._private}/sync":
             self._synced.set()
             return None
-        if topic == f"{self._private}/reply":
-            return self._reply(payload, props)
+        if topic.endswith(f"/replies/{self.client_id}"):
+            return self._reply(topic, payload, props)
         parsed = topics.parse(self.prefix, topic)
         if parsed is None:
             return None
@@ -343,7 +349,10 @@ class FleetClient:
             self._lock.notify_all()
         return change
 
-    def _reply(self, payload: bytes, props: Any) -> Change | None:
+    def _reply_topic(self, device_id: str) -> str:
+        return topics.device_topic(self.prefix, device_id, f"replies/{self.client_id}")
+
+    def _reply(self, topic: str, payload: bytes, props: Any) -> Change | None:
         try:
             result = msgspec.json.decode(payload, type=CommandResult)
         except msgspec.MsgspecError:
@@ -352,6 +361,8 @@ class FleetClient:
         request_id = result.request_id or (correlation.decode() if correlation else "")
         with self._lock:
             device_id = self._requests.get(request_id, "")
+        if topic != self._reply_topic(device_id):
+            return None  # not ours, or another device answering for it
         return Change(
             device_id, "result", True, result=msgspec.structs.replace(result, request_id=request_id)
         )

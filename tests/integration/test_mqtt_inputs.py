@@ -140,19 +140,27 @@ def test_retry_command_on_an_exhausted_service_retries_it_at_once(
     exhausted = probe.wait_json("services/bad", lambda s: s["error"] and s["error"]["exhausted"])
     assert exhausted["error"]["retryCount"] == 2
 
+    # A response topic outside `{p}/{d}/replies/` is not honoured (a monitor that may send
+    # commands must not make the device publish elsewhere); the result still goes to cmd/result.
+    probe.publish("cmd/reconcile", {"requestId": "r-0"}, ResponseTopic="replies/r-0")
+    mine = f"{probe.base}/replies/console-1"
     probe.publish(
         "cmd/retry",
         {"service": "bad", "requestId": "r-1"},
-        ResponseTopic="replies/r-1",
+        ResponseTopic=mine,
         CorrelationData=b"corr-1",
     )
-    result = wait_for(lambda: probe.all("cmd/result"), what="command result")[-1]
+    results = wait_for(lambda: probe.all("cmd/result")[1:], what="command result")
+    result = results[-1]
     assert result == {"command": "retry", "ok": True, "requestId": "r-1", "services": ["bad"]}
     reply = wait_for(
-        lambda: [(p, props) for t, p, props in probe.messages if t == "replies/r-1"], what="reply"
+        lambda: [(p, props) for t, p, props in probe.messages if t == mine], what="reply"
     )[0]
     assert json.loads(reply[0]) == result
     assert reply[1].CorrelationData == b"corr-1"
+    # the agent published both answers in order on one connection: the first one is in by now
+    assert [t for t, _, _ in probe.messages if t.startswith("replies/")] == []
+    assert probe.all("cmd/result")[0]["requestId"] == "r-0"
     # retried at once: the count starts again, no 10-minute wait, not exhausted any more
     retried = probe.wait_json(
         "services/bad",

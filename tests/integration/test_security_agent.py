@@ -10,6 +10,8 @@ from pathlib import Path
 import docker
 import pytest
 
+from fleet_agent.operator.client import FleetClient
+from fleet_agent.operator.connection import load
 from tests.integration.conftest import Services
 from tests.integration.helpers import AgentProcess, by_service, service, target, wait_for
 from tests.integration.mqtt_probe import MqttProbe
@@ -146,3 +148,38 @@ def test_a_secret_printed_by_a_crashing_service_never_leaves_the_device(
     files = {p.name: p.read_bytes() for p in agent.state_dir.rglob("*") if p.is_file()}
     assert secret in files.pop("target.json")  # the one place it belongs
     assert files and all(secret not in data for data in files.values()), sorted(files)
+
+
+def test_the_monitor_role_runs_the_operator_tools_and_a_retry_round_trip(
+    agent: AgentProcess, secure: ProductionMosquitto, services: Services, device_id: str
+) -> None:
+    certs = secure.certs(device_id)
+    agent.env.update(
+        FLEET_AGENT_MQTT_URL=secure.url,
+        FLEET_AGENT_MQTT_CA_FILE=str(certs["ca.crt"]),
+        FLEET_AGENT_MQTT_CERT_FILE=str(certs["client.crt"]),
+        FLEET_AGENT_MQTT_KEY_FILE=str(certs["client.key"]),
+    )
+    cloud = Client(secure.mtls_port, certs=secure.certs("cloud"))
+    cloud.subscribe(f"fleet/{device_id}/replies/#")
+    agent.set_target(target(1, service("good", services.image1, 1, SLEEP)))
+    agent.start()
+    monitor = load(  # as an operator sets it up: the agent's variables, password from a file
+        environ={
+            "FLEET_AGENT_MQTT_URL": f"mqtts://127.0.0.1:{secure.tls_port}",
+            "FLEET_AGENT_MQTT_CA_FILE": str(secure.dir / "ca.crt"),
+            "FLEET_AGENT_MQTT_USERNAME": "monitor",
+            "FLEET_AGENT_MQTT_PASSWORD_FILE": str(secure.dir / "monitor.password"),
+        }
+    )
+    try:
+        with FleetClient(monitor, [device_id], client_id="console-1").connect(30) as client:
+            assert client.synced  # its sync marker is allowed: no wait for a snapshot
+            client.wait_until(lambda d: d[device_id].state if device_id in d else None, 60)
+            result = client.retry(device_id, timeout=60)
+            assert result.ok and result.request_id
+        reply_topic = f"fleet/{device_id}/replies/console-1"
+        replies = wait_for(lambda: cloud.received(reply_topic), timeout=60, what="the reply")
+        assert result.request_id.encode() in replies[0]
+    finally:
+        cloud.close()
