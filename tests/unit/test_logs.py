@@ -84,3 +84,24 @@ def test_configuring_twice_does_not_log_twice(capsys: pytest.CaptureFixture[str]
     logging.getLogger("docker").warning("once")
 
     assert len(lines(capsys.readouterr().err)) == 1
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+@pytest.mark.parametrize("library", [False, True])
+def test_an_exception_logged_with_a_secret_in_a_local_never_prints_the_secret(
+    fmt: str, library: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("rich")  # the console renderer's default formatter shows locals with it
+    logs.configure(fmt)
+    try:
+        environment = {"TOKEN": "-".join(["canary", "5e3f9a1c"])}  # not in the source text
+        raise ValueError(f"bad target with {len(environment)} values")
+    except ValueError:
+        if library:
+            logging.getLogger("paho.mqtt.client").exception("could not apply the target")
+        else:
+            structlog.get_logger("test").exception("could not apply the target")
+    err = capsys.readouterr().err
+    assert "could not apply the target" in err
+    assert "ValueError: bad target with 1 values" in err
+    assert "canary-5e3f9a1c" not in err
