@@ -114,8 +114,15 @@ class Agent:
             self.publishers.append(self.link)
         self.integrations = Integrations(settings, engine.describe, self.link, self.clock.wall)
         self.publishers += self.integrations.publishers
+        admitted = self.store.admission
         self.reconciler = Reconciler(
-            settings, self.engine, self.store.current, self.publishers, self.kick, self.clock
+            settings,
+            self.engine,
+            self.store.current,
+            self.publishers,
+            self.kick,
+            self.clock,
+            prepare=admitted.at_create if admitted else None,
         )
         self.scheduler = BackgroundScheduler(timezone=dt.UTC)  # the target file watcher
         self.wakeups = Wakeups(

@@ -44,7 +44,7 @@ from fleet_agent.runtime import (
     retry_now,
     runtime_for,
 )
-from fleet_agent.spec import desired_services
+from fleet_agent.spec import ContainerSpec, desired_services
 from fleet_agent.status import StatusContext, build_report
 from fleet_agent.steps import StepRunner
 from fleet_agent.store import ManualStops
@@ -69,6 +69,7 @@ class Reconciler:
         step_workers: Workers | None = None,
         pull_workers: Workers | None = None,
         lookup_workers: Workers | None = None,
+        prepare: Callable[[ContainerSpec], ContainerSpec] | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -88,7 +89,7 @@ class Reconciler:
         )
         self.inbox = self.observer.inbox
         workers = step_workers or ThreadPerJob("step")
-        self.steps = StepRunner(engine, workers, kick)
+        self.steps = StepRunner(engine, workers, kick, prepare)
         pulls = pull_workers or Pool("pull", settings.pull_concurrency)
         self.puller = Puller(engine, pulls, kick, self.clock.monotonic)
         self.images = KnownImages(engine, lookups, kick)

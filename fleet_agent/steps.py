@@ -19,15 +19,24 @@ import structlog
 from fleet_agent import planner
 from fleet_agent.model import ServiceState
 from fleet_agent.outcomes import IMAGE_GONE, StepResult
+from fleet_agent.policy import PolicyError
 from fleet_agent.ports import EngineAPI, EngineError
+from fleet_agent.spec import ContainerSpec
 from fleet_agent.workers import Workers
 
 log = structlog.get_logger(__name__)
 
 
 class StepRunner:
-    def __init__(self, engine: EngineAPI, workers: Workers, on_done: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        engine: EngineAPI,
+        workers: Workers,
+        on_done: Callable[[], None],
+        prepare: Callable[[ContainerSpec], ContainerSpec] | None = None,
+    ) -> None:
         self.engine = engine
+        self.prepare = prepare  # `Admission.at_create`: host paths checked again, resolved
         self.workers = workers
         self.on_done = on_done
         self._lock = threading.Lock()
@@ -92,7 +101,11 @@ class StepRunner:
 
     def _execute(self, step: planner.Step) -> None:
         if isinstance(step, planner.Create):
-            self.engine.create(step.spec)
+            try:
+                spec = self.prepare(step.spec) if self.prepare else step.spec
+            except PolicyError as exc:  # a StartFailure, retried with the deploy backoff
+                raise EngineError("failed", str(exc)) from exc
+            self.engine.create(spec)
         elif isinstance(step, planner.Start):
             self.engine.start(step.container)
         elif isinstance(step, planner.Stop):

@@ -9,11 +9,17 @@ from typing import Any
 import pytest
 
 from fleet_agent import policy
+from fleet_agent.admission import Admission
 from fleet_agent.model import FieldError, Target
+from fleet_agent.planner import Create
 from fleet_agent.policy import Context, Policy, PolicyError, bind_refusal, violations
+from fleet_agent.spec import ContainerSpec, build_spec, desired_services
+from fleet_agent.steps import StepRunner
 from fleet_agent.validate import decode_target
 
 from .factories import encode, target_doc
+from .fake_engine import FakeEngine
+from .scenario import Inline
 
 SVC = "$.apps.1001.services[0]"
 CTX = Context("dev-001", "/var/lib/fleet-agent")
@@ -259,3 +265,38 @@ def test_the_example_policy_file_is_a_valid_policy() -> None:
     rules = policy.load(example)
 
     assert rules.devices == ["/dev/ttyUSB*", "/dev/ttyACM*"] and rules.privileged is False
+
+
+def test_a_bind_whose_symlink_changed_after_acceptance_is_refused_at_create(
+    tmp_path: Path,
+) -> None:
+    srv = tmp_path / "srv"
+    (srv / "data").mkdir(parents=True)
+    (srv / "link").symlink_to(srv / "data")
+    admission = Admission("dev-001", Policy(bind_prefixes=[str(srv)]), None, None, os.path.realpath)
+    accepted = decoded(volumes=[f"{srv}/link:/data"])
+    assert admission.violations(accepted) == []
+    [desired] = desired_services(accepted)
+    create = Create(desired.service.service_name, build_spec("dev-001", desired))
+    engine = FakeEngine({create.spec.image})
+    binds: list[list[str]] = []
+    engine_create = engine.create
+
+    def create_spy(spec: ContainerSpec) -> str:
+        binds.append(spec.binds)
+        return engine_create(spec)
+
+    engine.create = create_spy  # type: ignore[method-assign]
+    runner = StepRunner(engine, Inline(), lambda: None, admission.at_create)
+
+    runner.submit({create.service: [create]})  # as accepted: created with the resolved path
+    [first] = runner.collect()
+    (srv / "link").unlink()
+    (srv / "link").symlink_to("/etc")  # changed on the host after acceptance
+    engine.containers.clear()
+    runner.submit({create.service: [create]})
+    [second] = runner.collect()
+
+    assert first.ok and binds == [[f"{srv}/data:/data"]]  # the engine never sees the link
+    assert second.error_kind == "failed" and second.message is not None
+    assert f"bind of {srv}/link (now resolved to /etc) is refused" in second.message
