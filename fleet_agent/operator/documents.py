@@ -48,6 +48,12 @@ def load(path: Path) -> dict[str, Any]:
     return doc
 
 
+def load_payload(path: Path) -> bytes:
+    """The target document in `path` as the JSON payload a device receives (for `validate`,
+    which then runs the device's own intake on it). Raises `DocumentError`."""
+    return json.dumps(load(path)).encode()
+
+
 def _app_name(path: Path) -> str:
     """Compose names a project after its folder; so do we, for the app name."""
     return path.resolve().parent.name or "app"

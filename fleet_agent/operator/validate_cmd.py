@@ -1,7 +1,9 @@
 """`fleet-agent validate FILE [--policy P]`: the device's own checks, offline, before publishing.
 
-It runs what a device runs on a received target (decoding, the rules, the device policy and,
-for a signed file with `--keys`, the signature) and prints every error with its path. Host paths
+The file is read as `apply` reads it (JSON, YAML or a docker-compose file, see `documents`; a
+signed file with `--keys` is the JWS as sent), then it runs what a device runs on a received
+target (decoding, the rules, the device policy and, with `--keys`, the signature) and prints
+every error with its path. Host paths
 are normalised (`..`) but symlinks cannot be resolved here: the device resolves them again.
 Exit code 0 when the device would take the target, 2 when it would refuse it.
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from fleet_agent import intake, policy, signing
 from fleet_agent.admission import Admission
+from fleet_agent.operator import documents
 
 
 def _admission(args: argparse.Namespace) -> Admission:
@@ -25,10 +28,15 @@ def _admission(args: argparse.Namespace) -> Admission:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        payload = args.file.read_bytes()
         admission = _admission(args)
+        payload = args.file.read_bytes() if args.keys else documents.load_payload(args.file)
     except (OSError, policy.PolicyError, signing.SigningError) as exc:
         print(f"fleet-agent validate: {exc}", file=sys.stderr)
+        return 2
+    except documents.DocumentError as exc:
+        print(f"{args.file}: invalid ({len(exc.errors)} error(s))")
+        for error in exc.errors:
+            print(f"  {error.path}: {error.message}")
         return 2
     decision = intake.decide(payload, None, time.time(), args.max_bytes, admission=admission)
     ack = decision.ack
@@ -42,7 +50,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, help="target JSON (or a JWS with --keys)")
+    parser.add_argument(
+        "file", type=Path, help="target: JSON, YAML or docker-compose (a JWS with --keys)"
+    )
     parser.add_argument("--policy", type=Path, help="device policy file (default: the default)")
     parser.add_argument("--keys", type=Path, help="trusted JWK Set: verify a signed target")
     parser.add_argument("--device", default="device", help="device id the target is for")

@@ -96,3 +96,27 @@ def test_the_agent_refuses_to_start_on_a_bad_policy_or_key_file_with_one_line(
     monkeypatch.setenv("FLEET_AGENT_TRUSTED_KEYS", str(tmp_path / "missing.jwks"))
     assert cli.main(["run"]) == 2
     assert "missing.jwks" in capsys.readouterr().err
+
+
+def test_validate_reads_yaml_and_compose_files_like_apply_and_applies_the_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "target.yaml").write_text(
+        "version: 3\napps:\n  '1001':\n    appId: 1001\n    appName: web\n    services:\n"
+        "      - serviceId: 1\n        serviceName: web\n        imageName: nginx:1.27\n"
+    )
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  web:\n    image: nginx:1.27\n    volumes: ['/srv/data:/data']\n"
+    )
+    (tmp_path / "p.toml").write_text('bind_prefixes = ["/opt"]\n')
+
+    assert cli.main(["validate", str(tmp_path / "target.yaml")]) == 0
+    assert "valid (version 3)" in capsys.readouterr().out
+    assert cli.main(["validate", str(tmp_path / "compose.yaml")]) == 0
+    policy = ["--policy", str(tmp_path / "p.toml")]
+    assert cli.main(["validate", str(tmp_path / "compose.yaml"), *policy]) == 2
+    out = capsys.readouterr().out
+    assert "code 403" in out and "bind of /srv/data is refused" in out
+    (tmp_path / "bad.yaml").write_text("apps: [\n")
+    assert cli.main(["validate", str(tmp_path / "bad.yaml")]) == 2
+    assert "invalid YAML: line" in capsys.readouterr().out
