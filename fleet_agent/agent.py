@@ -23,7 +23,7 @@ from fleet_agent.admission import Admission
 from fleet_agent.commands import CommandResult
 from fleet_agent.config import Settings
 from fleet_agent.engine import Engine
-from fleet_agent.intake import Decision, not_persisted
+from fleet_agent.intake import Decision, internal_error, not_persisted
 from fleet_agent.integrations import Integrations
 from fleet_agent.model import Ack
 from fleet_agent.mqtt import MqttLink
@@ -184,6 +184,9 @@ class Agent:
             )
         except OSError as exc:  # never act on a target that is not on disk
             decision = Decision(not_persisted(payload, self.clock.wall(), str(exc)), None)
+        except Exception as exc:  # a bug of ours: every target still gets its ack
+            log.exception("taking a target failed", source=source)
+            decision = Decision(internal_error(payload, self.clock.wall(), exc), None)
         ack = decision.ack
         if ack.accepted:
             log.info(

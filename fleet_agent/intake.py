@@ -34,6 +34,12 @@ def not_persisted(payload: bytes, now: float, reason: str) -> Ack:
     return Ack(version_of(payload), False, NOT_PERSISTED, iso(now), [FieldError("$", message)])
 
 
+def internal_error(payload: bytes, now: float, exc: BaseException) -> Ack:
+    """An error of ours while taking a target: it is answered all the same, and not taken."""
+    message = f"the device failed to take the target (an internal error; nothing changed): {exc!r}"
+    return Ack(version_of(payload), False, NOT_PERSISTED, iso(now), [FieldError("$", message)])
+
+
 def version_of(payload: bytes) -> int | None:
     """Best effort, so that even a rejected ack names the version it answers (when it is one
     a target may carry: an integer from 0 to 2^53 - 1)."""
