@@ -7,6 +7,7 @@ the reconciler can act on and whose message is the engine's own (`manifest unkno
 
 from __future__ import annotations
 
+import http.client
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -70,6 +71,11 @@ def _translated(
         FileNotFoundError,
     ) as exc:
         raise EngineError("unavailable", f"engine unreachable: {exc}") from exc
+    except (requests.exceptions.ChunkedEncodingError, http.client.HTTPException) as exc:
+        # the engine went away in the middle of its answer (requests wraps urllib3's error)
+        raise EngineError("unavailable", f"engine unreachable: {exc}") from exc
+    except requests.exceptions.RequestException as exc:  # never anything but an EngineError
+        raise EngineError("failed", str(exc) or type(exc).__name__) from exc
     except docker.errors.DockerException as exc:
         raise EngineError("failed", str(exc)) from exc
 

@@ -7,7 +7,8 @@ returns (`run_pass` never asks for more than its interval).
 
 - a kick (a new target, a finished pull or step, an engine event, a command) marks a pass as
   wanted and wakes the thread; kicks during a pass collapse into exactly one more pass;
-- `wake_at` books an earlier deadline (never a later one than what is pending).
+- `wake_at` books an earlier deadline (never a later one than what is pending);
+- a pass that crashes is followed by another within `CRASH_RETRY` seconds.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from collections.abc import Callable
 import structlog
 
 log = structlog.get_logger(__name__)
+# A pass that crashed booked no deadline: the next one comes this soon, never a whole interval
+# later (an engine outage or a retry waiting behind it would otherwise go unseen that long).
+CRASH_RETRY = 5.0
 
 
 class Wakeups:
@@ -74,5 +78,5 @@ class Wakeups:
                 wake = self.run_pass()
             except Exception:  # the loop must keep running whatever a pass hits
                 log.exception("reconcile pass crashed")
-                wake = self.monotonic() + self.interval
+                wake = self.monotonic() + min(CRASH_RETRY, self.interval)
             self.wake_at(wake)

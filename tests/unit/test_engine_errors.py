@@ -59,3 +59,17 @@ def test_an_invalid_reference_refused_by_the_engine_is_its_own_kind() -> None:
     refused = docker.errors.APIError("400", response, explanation="invalid reference format")
 
     assert _raised(refused).kind == "invalid_reference"
+
+
+def test_an_answer_cut_off_by_an_engine_going_away_is_an_unreachable_engine() -> None:
+    broken = urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead")
+    error = _raised(requests.exceptions.ChunkedEncodingError(broken))
+
+    assert error.kind == "unavailable"
+    assert "IncompleteRead" in error.message
+
+
+def test_any_other_transport_error_is_a_failed_call_never_a_raw_exception() -> None:
+    error = _raised(requests.exceptions.InvalidURL("bad url"))
+
+    assert (error.kind, error.message) == ("failed", "bad url")

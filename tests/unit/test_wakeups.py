@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from fleet_agent.wakeups import Wakeups
+from fleet_agent.wakeups import CRASH_RETRY, Wakeups
 
 LONG = 300.0  # the periodic pass never fires during a test
 
@@ -143,3 +143,24 @@ def test_periodic_passes_come_once_per_interval_not_twice() -> None:
     finally:
         wakeups.stop()
     assert 1 <= len(started) <= 5, [round(t - started[0], 2) for t in started]
+
+
+def test_a_pass_that_crashes_is_followed_by_another_within_seconds_not_an_interval() -> None:
+    started: list[float] = []
+
+    def crashing() -> float:
+        started.append(time.monotonic())
+        if len(started) == 1:
+            raise RuntimeError("a bug in the pass")
+        return time.monotonic() + LONG
+
+    wakeups = Wakeups(crashing, LONG, time.monotonic)
+    wakeups.start()
+    try:
+        deadline = time.monotonic() + 10 * CRASH_RETRY
+        while len(started) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        wakeups.stop()
+    assert len(started) == 2, "no pass after the crash"
+    assert started[1] - started[0] < LONG / 2
