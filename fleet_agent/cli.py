@@ -34,6 +34,7 @@ OPERATOR_COMMANDS: dict[str, tuple[str, str]] = {
     "dashboard": ("fleet_agent.operator.dashboard_cmd", "the fleet live in a web browser"),
     "demo": ("fleet_agent.operator.demo_cmd", "the origin story, live: break, back off, fix, heal"),
     "recorder": ("fleet_agent.operator.recorder_cmd", "the fleet's history in SQLite/PostgreSQL"),
+    "rollout": ("fleet_agent.operator.rollout_cmd", "guarded fleet rollouts: phases, bake, abort"),
 }
 
 
