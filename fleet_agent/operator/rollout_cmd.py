@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from fleet_agent.operator import documents
 from fleet_agent.operator import rollout_logic as logic
 from fleet_agent.operator.common import (
@@ -30,9 +32,9 @@ from fleet_agent.operator.common import (
 )
 from fleet_agent.operator.connection import load
 from fleet_agent.operator.rollout_driver import FINAL, Controller, LeaseHeld
-from fleet_agent.operator.rollout_model import RolloutError, Spec, State
+from fleet_agent.operator.rollout_model import RolloutError, Spec, State, check_spec
 from fleet_agent.operator.rollout_store import Store
-from fleet_agent.validate import NAME_PATTERN
+from fleet_agent.validate import NAME_PATTERN, decode_target
 
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -112,6 +114,8 @@ def _spec(args: argparse.Namespace, target: dict[str, Any]) -> Spec:
 
 
 def _store(args: argparse.Namespace, name: str) -> Store:
+    if not NAME_PATTERN.fullmatch(name):
+        raise Exit(BAD_INPUT, f"{name!r} is not a rollout name")
     try:
         conn = load(args.config, args.url)
     except Exception as exc:  # SettingsError: open_client reports it the same way
@@ -132,6 +136,15 @@ def _start(args: argparse.Namespace) -> int:
         print_errors(out, exc.errors)
         return BAD_INPUT
     spec = _spec(args, target)
+    checked = decode_target(msgspec.json.encode({**spec.target, "version": 1}))
+    if isinstance(checked, list):
+        out.print(f"{args.file}: invalid target ({len(checked)} error(s)):", markup=False)
+        print_errors(out, checked)
+        return BAD_INPUT
+    try:
+        check_spec(spec)
+    except RolloutError as exc:
+        raise Exit(BAD_INPUT, str(exc)) from exc
     with open_client(args) as client:
         store = _store(args, spec.name)
         try:

@@ -3,15 +3,20 @@ before publishing and its reconciliation after a restart, rollback and control r
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from msgspec.structs import replace
 
+from fleet_agent import cli
 from fleet_agent.model import Ack, ServiceError, ServiceStatus
 from fleet_agent.operator import rollout_logic as logic
 from fleet_agent.operator.fleet import Device
+from fleet_agent.operator.rollout_cmd import duration
+from fleet_agent.operator.rollout_driver import lease_free
 from fleet_agent.operator.rollout_model import (
+    Lease,
     RolloutError,
     Spec,
     State,
@@ -261,3 +266,32 @@ def test_a_selector_matching_nothing_or_a_bad_abort_reason_is_refused() -> None:
         logic.start(spec(devices=["nope-*"]), fleet(2), T0)
     with pytest.raises(RolloutError, match="unknown"):
         logic.start(spec(abort_on=["Oops"]), fleet(2), T0)
+
+
+def test_a_lease_is_free_when_absent_ours_or_expired() -> None:
+    state = logic.start(spec(), fleet(1), T0)
+    assert lease_free(state, "me", T0)
+    held = replace(state, lease=Lease("other", T0 + 15))
+    assert not lease_free(held, "me", T0 + 14.9)
+    assert lease_free(held, "other", T0)
+    assert lease_free(held, "me", T0 + 15)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90", 90.0), ("30s", 30.0), ("5m", 300.0)])
+def test_durations_take_seconds_minutes_and_hours(text: str, seconds: float) -> None:
+    assert duration(text) == seconds
+
+
+def test_rollout_start_refuses_bad_input_with_exit_code_2_before_connecting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    release = tmp_path / "r.json"
+    release.write_text('{"apps": {"1": {"appId": 1, "appName": "a", "services": []}}}')
+    url = ["--url", "mqtt://127.0.0.1:9"]  # nothing listens: input is checked first
+    assert cli.main(["rollout", "start", str(release), "--name", "r", "--phases", "x", *url]) == 2
+    assert "phase 'x'" in capsys.readouterr().err
+    assert cli.main(["rollout", "start", str(release), "--name", "Bad!", *url]) == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"apps": {"1": {"appId": 1, "appName": "a", "services": [{"x": 1}]}}}')
+    assert cli.main(["rollout", "start", str(bad), "--name", "r", *url]) == 2
+    assert "invalid target" in capsys.readouterr().out
