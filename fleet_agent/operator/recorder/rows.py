@@ -135,17 +135,6 @@ def status_key(status: ServiceStatus) -> StatusKey:
     ) if error else None
 
 
-def as_entry(status: ServiceStatus) -> HistoryEntry:
-    error = status.error
-    return HistoryEntry(
-        timestamp=status.updated_at,
-        service_status=status.service_status,
-        error_type=error.type if error else None,
-        message=error.message if error else None,
-        retry_count=error.retry_count if error else None,
-    )
-
-
 def alert_row(alert: Alert) -> Row | None:
     raised, updated = moment(alert.raised_at), moment(alert.updated_at)
     if raised is None or updated is None:
