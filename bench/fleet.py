@@ -92,9 +92,24 @@ class Fleet:
             for i, device in enumerate(self.device_ids)
         ]
 
-    def start(self) -> None:
-        for agent in self.agents:
+    def start(self, rate: float = 0.0) -> None:
+        """Start every agent; with `rate`, at most that many a second (a fleet that powers up
+        at once storms its broker with connections, which is not what is measured)."""
+        began = time.monotonic()
+        for index, agent in enumerate(self.agents):
+            if rate > 0:
+                time.sleep(max(0.0, began + index / rate - time.monotonic()))
             agent.start()
+
+    def states(self) -> dict[str, tuple[int | None, bool]]:
+        """Each agent's own view: the version of its target and whether its last report said
+        converged (so a device the watcher missed can be told from one that missed its target)."""
+        seen: dict[str, tuple[int | None, bool]] = {}
+        for device, agent in zip(self.device_ids, self.agents, strict=True):
+            target, report = agent.store.current(), agent.reconciler.last_report
+            converged = report is not None and report.state.converged
+            seen[device] = (target.version if target else None, converged)
+        return seen
 
     def stop(self) -> None:
         threads = [threading.Thread(target=a.stop) for a in self.agents]
@@ -138,6 +153,10 @@ def _subscribed(url: str, name: str, topic: str, qos: int, on_message: Any) -> m
     return client
 
 
+class _Ack(msgspec.Struct):
+    version: int | None = None
+
+
 class _State(msgspec.Struct, rename="camel"):
     target_version: int | None = None
     converged: bool = False
@@ -155,8 +174,9 @@ class FleetWatcher:
         self.count = 0
         self.by_kind: dict[str, int] = {}
         self.converged: dict[tuple[str, int], float] = {}
+        self.acked: dict[str, int | None] = {}  # the version of each device's latest ack
         self.online: set[str] = set()
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self.clients = [
             _subscribed(url, "states", f"{prefix}/+/state", 1, self._on_state),
             _subscribed(url, "online", f"{prefix}/+/availability", 1, self._on_availability),
@@ -170,6 +190,7 @@ class FleetWatcher:
             if state.converged and state.target_version is not None:
                 with self._lock:
                     self.converged.setdefault((device, state.target_version), time.time())
+                    self._lock.notify_all()
 
     def _on_availability(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
         device = message.topic.split("/")[1]
@@ -191,6 +212,10 @@ class FleetWatcher:
     def _on_any(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
         parts = message.topic.split("/")
         kind = parts[2] if len(parts) > 2 else ""
+        if message.topic.endswith("/target/ack") and message.payload:
+            ack = msgspec.json.decode(message.payload, type=_Ack)
+            with self._lock:
+                self.acked[parts[1]] = ack.version
         with self._lock:
             self.count += 1
             self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
@@ -200,13 +225,14 @@ class FleetWatcher:
     def wait_converged(self, devices: list[str], version: int, timeout: float) -> float | None:
         """Epoch time the last device converged at `version`, or None on timeout."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                times = [self.converged.get((d, version)) for d in devices]
-            if all(t is not None for t in times):
-                return max(t for t in times if t is not None)
-            time.sleep(0.05)
-        return None
+        with self._lock:
+            left = [d for d in devices if (d, version) not in self.converged]
+            while left and self._lock.wait(max(0.0, deadline - time.monotonic())):
+                left = [d for d in left if (d, version) not in self.converged]
+            left = [d for d in left if (d, version) not in self.converged]
+            if left:
+                return None
+            return max(self.converged[(d, version)] for d in devices)
 
     def missing(self, devices: list[str], version: int) -> list[str]:
         with self._lock:
@@ -242,6 +268,7 @@ def _worker(argv: list[str]) -> None:
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--sim-url", default="sim://")
+    parser.add_argument("--rate", type=float, default=0.0, help="agents started a second")
     args = parser.parse_args(argv)
     logs.configure("json", logging.ERROR)
     fleet = Fleet(
@@ -252,10 +279,10 @@ def _worker(argv: list[str]) -> None:
         run_id=args.run_id,
         sim_url=args.sim_url,
     )
-    fleet.start()
+    fleet.start(args.rate)
     print(json.dumps({"ready": fleet.device_ids}), flush=True)
     sys.stdin.readline()
-    print(json.dumps({"rss_kib": _rss_kib()}), flush=True)
+    print(json.dumps({"rss_kib": _rss_kib(), "agents": fleet.states()}), flush=True)
     fleet.stop()
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from bench.fleet import FleetWatcher, make_target, publish_targets
 from tests.integration.brokers import NatsCluster, free_port
 
 SIM = "sim://?pull_delay=0.2"
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Mosquitto:
@@ -71,17 +73,66 @@ class Nats(NatsCluster):
         return [f"mqtt://127.0.0.1:{port}" for port in self.mqtt_ports]
 
 
-def _rss_kib(pid: int) -> int:
+def _proc(pid: int) -> dict[str, int]:
+    """RSS (KiB), threads and CPU (clock ticks, user + system) of a process, from /proc."""
+    fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "Threads"):
+            fields[key] = int(value.split()[0])
+    stat = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return {
+        "rss": fields["VmRSS"],
+        "threads": fields["Threads"],
+        "cpu": int(stat[11]) + int(stat[12]),
+    }
+
+
+def _cpu_ms(pids: list[int]) -> float:
+    return sum(_proc(pid)["cpu"] for pid in pids) * 1000 / TICKS
+
+
+def _start_workers(urls: list[str], size: int, run_id: str, workdir: str, args: Any) -> list[Any]:
+    processes = math.ceil(size / args.per_process)
+    workers = []
+    for index in range(processes):
+        first = index * args.per_process
+        count = min(args.per_process, size - first)
+        command = [sys.executable, "-m", "bench.fleet", "worker", "--brokers", ",".join(urls)]
+        command += ["--count", str(count), "--first", str(first), "--run-id", run_id]
+        command += ["--workdir", workdir, "--sim-url", SIM, "--rate", str(args.rate / processes)]
+        workers.append(
+            subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=common.REPO
+            )
+        )
+    return workers
+
+
+def _why_missing(
+    missing: list[str], agents: dict[str, Any], watcher: FleetWatcher
+) -> dict[str, int]:
+    """Where each device the watcher did not see converged got stuck, by the agent's own view."""
+    causes: dict[str, int] = {}
+    for device in missing:
+        version, converged = agents.get(device, (None, False))
+        if version != 1:
+            cause = "target not received"
+        elif converged:
+            cause = "converged, state not seen by the watcher"
+        else:
+            cause = "target received, not converged"
+        if watcher.acked.get(device) == 1:
+            cause += " (ack seen)"
+        causes[cause] = causes.get(cause, 0) + 1
+    return causes
 
 
 def run_fleet(urls: list[str], broker_pids: list[int], size: int, args: Any) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:6]
     workers: list[subprocess.Popen[str]] = []
     devices: list[str] = []
+    agents: dict[str, Any] = {}
     watcher = FleetWatcher(urls[0])
     # The devices' state folders on tmpfs: a real device has a disk of its own, and a thousand
     # agents' fsyncs on one shared disk would measure that disk, not the agents.
@@ -89,55 +140,33 @@ def run_fleet(urls: list[str], broker_pids: list[int], size: int, args: Any) -> 
     with tempfile.TemporaryDirectory(dir=shm) as workdir:
         try:
             started = time.monotonic()
-            for index in range(math.ceil(size / args.per_process)):
-                first = index * args.per_process
-                count = min(args.per_process, size - first)
-                workers.append(
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "bench.fleet",
-                            "worker",
-                            "--brokers",
-                            ",".join(urls),
-                            "--count",
-                            str(count),
-                            "--first",
-                            str(first),
-                            "--run-id",
-                            run_id,
-                            "--workdir",
-                            workdir,
-                            "--sim-url",
-                            SIM,
-                        ],
-                        stdin=subprocess.PIPE,
-                        stdout=subprocess.PIPE,
-                        text=True,
-                        cwd=common.REPO,
-                    )
-                )
+            workers = _start_workers(urls, size, run_id, workdir, args)
+            pids = [w.pid for w in workers]
             for worker in workers:
                 assert worker.stdout is not None
                 devices += json.loads(worker.stdout.readline())["ready"]
             if not watcher.wait_online(devices, timeout=600):
                 raise RuntimeError(f"{len(devices) - len(watcher.online)} devices never online")
             connect_s = time.monotonic() - started
+            startup_cpu = _cpu_ms(pids)
             time.sleep(2)
-            before = watcher.count
+            before, cpu0, broker0 = watcher.count, _cpu_ms(pids), _cpu_ms(broker_pids)
+            threads = sum(_proc(pid)["threads"] for pid in pids)
             sent = time.time()
             published = publish_targets(urls[0], devices, make_target(1, args.services))
             done = watcher.wait_converged(devices, 1, timeout=args.timeout)
+            cpu1, broker1 = _cpu_ms(pids), _cpu_ms(broker_pids)
             delivered = watcher.count - before
-            missing = len(watcher.missing(devices, 1))
+            missing = watcher.missing(devices, 1)
             rss = []
             for worker in workers:
                 assert worker.stdin is not None and worker.stdout is not None
                 worker.stdin.write("\n")
                 worker.stdin.flush()
-                rss.append(json.loads(worker.stdout.readline())["rss_kib"])
-            broker_rss = sum(_rss_kib(pid) for pid in broker_pids)
+                answer = json.loads(worker.stdout.readline())
+                rss.append(answer["rss_kib"])
+                agents.update(answer["agents"])
+            broker_rss = sum(_proc(pid)["rss"] for pid in broker_pids)
         finally:
             for worker in workers:
                 try:
@@ -149,11 +178,17 @@ def run_fleet(urls: list[str], broker_pids: list[int], size: int, args: Any) -> 
     return {
         "devices": size,
         "processes": len(workers),
+        "threads": threads,
         "connect_s": round(connect_s, 1),
+        "startup_cpu_ms_per_device": round(startup_cpu / size, 2),
         "publish_s": round(published - sent, 2),
         "publish_to_all_converged_s": round(done - sent, 2) if done else None,
-        "not_converged": missing,
+        "not_converged": len(missing),
+        "why_not_converged": _why_missing(missing, agents, watcher),
+        "agent_cpu_ms_per_device": round((cpu1 - cpu0) / size, 2),
+        "broker_cpu_ms_per_device": round((broker1 - broker0) / size, 2),
         "messages_delivered_to_one_subscriber": delivered,
+        "messages_per_device": round(delivered / size, 1),
         "message_rate_per_s": round(delivered / window, 1),
         "agent_rss_mib_total": round(sum(rss) / 1024, 1),
         "agent_rss_mib_per_device": round(sum(rss) / 1024 / size, 2),
@@ -169,6 +204,7 @@ def main() -> None:
     parser.add_argument("--per-process", type=int, default=250)
     parser.add_argument("--services", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--rate", type=float, default=200.0, help="agents started a second, in all")
     args = parser.parse_args()
     rows = []
     for kind in args.brokers.split(","):

@@ -120,6 +120,7 @@ class MqttLink:
         self.client.on_connect_fail = self._guarded(self._on_connect_fail)
         self.client.on_message = self._guarded(self._on_message)
         self.client.on_publish = self._guarded(self._on_publish)
+        self.client.on_subscribe = self._guarded(self._on_subscribe)
         self.outbox = Outbox()
         self.sender = Sender(self.outbox, self._publish_one, self.client.is_connected)
         self._lock = threading.RLock()
@@ -132,6 +133,7 @@ class MqttLink:
         self._extra: dict[str, bytes] = {}  # retained topics beside the feed: info, summary, HA
         self._listeners: dict[str, Callable[[bytes], None]] = {}
         self._flush_timer: threading.Timer | None = None  # sends a held provisional report
+        self._leftover_sub: tuple[int | None, list[str]] = (None, [])  # its mid and topics
 
     def topic(self, suffix: str) -> str:
         return f"{self.base}/{suffix}"
@@ -309,21 +311,39 @@ class MqttLink:
         self._attempt = 0
         log.info("MQTT connected", host=self.host, port=self.port)
         subscriptions: list[tuple[str, Any]] = [(self.topic(f"cmd/{n}"), 1) for n in COMMANDS]
-        # What an earlier run left retained (a service that left the target meanwhile); the
-        # echo of the agent's own live publications arrives without the retain flag: ignored.
-        # MQTT 5: without that echo at all (noLocal), so a flood of ours costs no traffic back.
-        leftovers: Any = 1
-        if client.protocol == mqtt.MQTTv5:
-            leftovers = SubscribeOptions(qos=1, noLocal=True)
-        subscriptions += [(self.topic(f"{kind}/+"), leftovers) for kind in RETAINED_PER_SERVICE]
         if self.on_target is not None:
             subscriptions.append((self.topic("target"), 1))
         with self._lock:
             subscriptions += [(topic, 1) for topic in self._listeners]
         client.subscribe(subscriptions)
+        self._look_for_leftovers(client)
         self.outbox.reconnected()
         self._send(self.topic("availability"), b"online")
         self._republish()
+
+    def _look_for_leftovers(self, client: mqtt.Client) -> None:
+        """What an earlier run left retained (a service that left the target meanwhile) comes
+        with a subscription to our own per-service topics, which lasts only until its SUBACK:
+        the broker sends the retained messages of a subscription before it reads our next
+        packet, the UNSUBSCRIBE. Kept, it would bring every publication of ours back (MQTT
+        3.1.1 has no noLocal): a message in for each one out. QoS 0: on a NATS cluster a QoS 1
+        subscription is a JetStream consumer; a message lost with the link is looked for again
+        at the next connect."""
+        leftovers: Any = 0
+        if client.protocol == mqtt.MQTTv5:  # not even the echo in the moment it lasts
+            leftovers = SubscribeOptions(qos=0, noLocal=True)
+        topics = [self.topic(f"{kind}/+") for kind in RETAINED_PER_SERVICE]
+        _, mid = client.subscribe([(topic, leftovers) for topic in topics])
+        with self._lock:
+            self._leftover_sub = (mid, topics)
+
+    def _on_subscribe(self, client: mqtt.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
+        with self._lock:
+            sub, topics = self._leftover_sub
+            if mid != sub:
+                return
+            self._leftover_sub = (None, [])
+        client.unsubscribe(topics)
 
     def _on_disconnect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if self._stopping:

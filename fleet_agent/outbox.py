@@ -132,6 +132,7 @@ class Sender:
         self._acked: deque[int] = deque()
         self._wake = threading.Event()
         self._stopping = False
+        self._refused = False  # the last batch was not all taken: offered again soon
         self._thread = threading.Thread(target=self._run, name="mqtt-send", daemon=True)
 
     def start(self) -> None:
@@ -152,23 +153,31 @@ class Sender:
         self._wake.set()
 
     def _run(self) -> None:
+        """Sleeps until woken (a new value, an ack, a connect); only what paho refused, or
+        what waits for a link that is down, makes it look again every `SEND_RETRY` seconds:
+        an idle agent's sender costs nothing (a fleet of them on one machine would)."""
+        again = False
         while not self._stopping:
-            self._wake.wait(SEND_RETRY)
+            self._wake.wait(SEND_RETRY if again else None)
             self._wake.clear()
+            again = True
             try:
                 self._take_acks()
                 while self.connected() and self._flush():
                     self._take_acks()
+                again = self._refused or (not self.connected() and self.outbox.pending() > 0)
             except Exception:
                 log.exception("MQTT sender failed")
 
     def _flush(self) -> bool:
         """Offer one batch; whether all of it was taken and more may follow."""
         batch = self.outbox.take()
+        self._refused = False
         for message in batch:
             mid = self.publish(message)
             if mid is None:
                 self.outbox.refused(message)
+                self._refused = True
                 return False
             self.outbox.sent(message, mid)
         return bool(batch)

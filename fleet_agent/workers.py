@@ -8,15 +8,16 @@ how many run at once (pulls). A unit test hands in its own `Workers` that runs j
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
 import structlog
 
 log = structlog.get_logger(__name__)
+IDLE_EXIT = 30.0  # seconds a pool thread waits for work before it ends
 
 
 class Workers(Protocol):
@@ -59,34 +60,58 @@ class ThreadPerJob:
 
 
 class Pool:
-    """At most `size` jobs at once, on daemon threads (a hung one never blocks an exit)."""
+    """At most `size` jobs at once, on daemon threads (a hung one never blocks an exit). A
+    thread starts when a job finds none free and ends after `idle_exit` seconds without work:
+    an agent that is not pulling keeps none (a fleet of agents on one machine would keep
+    thousands)."""
 
-    def __init__(self, name: str, size: int) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._closed = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True)
-            for n in range(size)
-        ]
-        for thread in self._threads:
-            thread.start()
+    def __init__(self, name: str, size: int, idle_exit: float = IDLE_EXIT) -> None:
+        self.name, self.size, self.idle_exit = name, size, idle_exit
+        self._cond = threading.Condition()
+        self._jobs: deque[Callable[[], None]] = deque()
+        self._threads: set[threading.Thread] = set()
+        self._idle = 0  # threads waiting for a job
+        self._closed = False
 
     def submit(self, job: Callable[[], None]) -> None:
-        if not self._closed.is_set():
-            self._jobs.put(job)
+        with self._cond:
+            if self._closed:
+                return
+            self._jobs.append(job)
+            self._cond.notify()
+            if len(self._jobs) <= self._idle or len(self._threads) >= self.size:
+                return
+            thread = threading.Thread(target=self._work, name=self.name, daemon=True)
+            self._threads.add(thread)
+        thread.start()
+
+    def _next(self) -> Callable[[], None] | None:
+        """The next job, or None when closed or idle for `idle_exit` (the thread ends)."""
+        with self._cond:
+            while not self._jobs and not self._closed:
+                self._idle += 1
+                woken = self._cond.wait(self.idle_exit)
+                self._idle -= 1
+                if not woken and not self._jobs:
+                    break
+            if self._closed or not self._jobs:
+                self._threads.discard(threading.current_thread())
+                return None
+            return self._jobs.popleft()
 
     def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            if not self._closed.is_set():
-                try:
-                    job()
-                except Exception:  # a worker must outlive any job
-                    log.exception("background job crashed")
+        while (job := self._next()) is not None:
+            try:
+                job()
+            except Exception:  # a worker must outlive any job
+                log.exception("background job crashed")
 
     def close(self, timeout: float) -> None:
-        self._closed.set()
-        for _ in self._threads:
-            self._jobs.put(None)
+        with self._cond:
+            self._closed = True
+            self._jobs.clear()
+            self._cond.notify_all()
+            threads = list(self._threads)
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
+        for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))

@@ -85,6 +85,13 @@ class PrivateMosquitto:
         os.kill(self.proc.pid, signal.SIGCONT)
 
 
+# As in broker-config/production/nats-node.conf: the agent's sessions are clean (its
+# subscriptions are made again at every connect), so the JetStream consumers behind its QoS 1
+# subscriptions need neither three replicas nor a disk: created on one node, in memory, a new
+# session costs no Raft round per subscription. Streams (retained targets) keep three replicas.
+MQTT_AT_SCALE = "consumer_replicas: 1, consumer_memory_storage: true"
+
+
 class NatsCluster:
     """Three nats-server nodes on loopback with JetStream and MQTT listeners (MQTT 3.1.1)."""
 
@@ -107,7 +114,7 @@ class NatsCluster:
             f'jetstream {{ store_dir: "{store}" }}\n'
             f'cluster {{ name: "fleet", listen: "127.0.0.1:{self.cluster_ports[index]}", '
             f"routes: [{routes}] }}\n"
-            f'mqtt {{ listen: "127.0.0.1:{self.mqtt_ports[index]}" }}\n'
+            f'mqtt {{ listen: "127.0.0.1:{self.mqtt_ports[index]}", {MQTT_AT_SCALE} }}\n'
         )
         return path
 

@@ -12,9 +12,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from bench.fleet import Fleet, FleetWatcher, make_target, publish_targets
 from tests.integration.brokers import PrivateMosquitto
 from tests.integration.helpers import wait_for
+from tests.integration.mqtt_probe import MqttProbe
 
 
 def test_a_hundred_simulated_devices_all_converge_and_follow_a_new_version(
@@ -82,3 +85,32 @@ def test_a_new_version_sends_each_retained_topic_at_most_once_and_nothing_for_th
     assert history <= changed
     events = [p for t, p in watcher.messages[before:] if t == f"{base}/events"]
     assert events and all(any(f'"service":"{s}"' in p for s in changed) for p in events)
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_retained_topics_an_earlier_run_left_are_cleared_and_own_ones_stay(
+    broker: PrivateMosquitto, tmp_path: Path, protocol: str
+) -> None:
+    """The agent looks for leftovers only in the moment after it connects (its subscription to
+    its own per-service topics ends at the SUBACK): what an earlier run left is still found."""
+    fleet = Fleet([broker.url], 1, tmp_path, protocol=protocol)
+    device = fleet.device_ids[0]
+    earlier = MqttProbe("127.0.0.1", broker.port, device, v5=False)
+    try:
+        for kind in ("services", "history", "alerts"):
+            earlier.publish(f"{kind}/gone", b'{"left": "by an earlier run"}', retain=True)
+        earlier.publish("target", make_target(1, services=1), retain=True)
+        with fleet:
+            earlier.wait_json("state", lambda s: s["converged"] and s["targetVersion"] == 1)
+            cleared = ("services/gone", "history/gone", "alerts/gone")
+            wait_for(lambda: all(earlier.raw(t) == b"" for t in cleared), timeout=30, what="clear")
+            fresh = MqttProbe("127.0.0.1", broker.port, device, v5=False)
+            try:
+                fresh.wait_json("services/s0", lambda s: s["serviceStatus"] == "running")
+                time.sleep(0.5)  # every retained message has arrived by now
+                assert fresh.raw("services/gone") is None
+                assert fresh.raw("history/gone") is None
+            finally:
+                fresh.close()
+    finally:
+        earlier.close()

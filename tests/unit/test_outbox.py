@@ -133,3 +133,34 @@ def test_the_sender_delivers_the_latest_value_of_every_topic_despite_refusals() 
     assert broker.delivered["d/target/ack"] == b"299"
     assert broker.delivered["d/state"] == b"299"
     assert all(broker.delivered[f"d/services/s{n}"] == str(250 + n).encode() for n in range(50))
+
+
+def test_an_idle_sender_sleeps_until_woken_and_still_retries_what_was_refused() -> None:
+    """No polling while there is nothing to send (a fleet of idle agents on one machine pays
+    for every wake-up); a refused message is offered again without any new wake."""
+    box = Outbox(window=10)
+    broker = FakeBroker(refuse_first=1)
+    looks: list[float] = []
+
+    def connected() -> bool:
+        looks.append(time.monotonic())
+        return True
+
+    sender = Sender(box, broker.publish, connected)
+    sender.start()
+    try:
+        time.sleep(1.2)
+        assert looks == []  # asleep: it was not woken
+        box.put("d/state", b"1")
+        sender.wake()  # the first offer is refused; nothing wakes the sender again
+        deadline = time.monotonic() + 5
+        while "d/state" not in broker.delivered and time.monotonic() < deadline:
+            broker.puback_all(sender)
+            time.sleep(0.05)
+        assert broker.delivered["d/state"] == b"1"
+        time.sleep(0.2)
+        before = len(looks)
+        time.sleep(1.2)
+        assert len(looks) == before  # delivered and acknowledged: asleep again
+    finally:
+        sender.stop()
