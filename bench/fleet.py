@@ -271,6 +271,8 @@ def _worker(argv: list[str]) -> None:
     parser.add_argument("--rate", type=float, default=0.0, help="agents started a second")
     args = parser.parse_args(argv)
     logs.configure("json", logging.ERROR)
+    # paho's network loop says "not connected" when a clean stop races it: not the agents'
+    logging.getLogger("paho.mqtt.client").setLevel(logging.CRITICAL)
     fleet = Fleet(
         args.brokers.split(","),
         args.count,

@@ -2,15 +2,19 @@
 cluster (MQTT 3.1.1), publish-to-converged time, broker message rate and memory.
 
     python -m bench.fleet_scale [--sizes 100,500,1000] [--brokers mosquitto,nats]
-                                [--per-process 250] [--services 3]
+                                [--per-process 125] [--services 3] [--rate 200]
 
 Every device is the real agent (`bench/fleet.py`: reconciler, backoff, wake-ups, its own MQTT
 connection) on a simulated engine (pulls take 0.2 s), `--per-process` agents per worker
-process. On NATS the agents are spread over the three nodes and the targets are published on
-the first. Once every device says `online`, one client publishes a retained target to each;
-the figure is the time from the first publish to the last device reporting `converged` at
-that version, the messages the broker delivered to a subscriber of `fleet/#` in that time (a
-rate per second), the workers' RSS per device and the broker's RSS.
+process, started at `--rate` agents a second in all (a broker is not stormed with connections).
+On NATS the agents are spread over the three nodes and the targets are published on the
+first. Once every device says `online`, one client publishes a retained target to each; the
+figure is the time from the first publish to the last device reporting `converged` at that
+version, the messages the broker delivered to a subscriber of `fleet/#` in that time (a rate
+per second and per device), the CPU the workers and the broker spent in it per device (from
+/proc: what load does not inflate, unlike the times), the workers' threads, their RSS per
+device and the broker's RSS. A device not seen converged is classified by its agent's own view
+(target not received; received, not converged; converged but its `state` not seen).
 """
 
 from __future__ import annotations
@@ -151,6 +155,7 @@ def run_fleet(urls: list[str], broker_pids: list[int], size: int, args: Any) -> 
             startup_cpu = _cpu_ms(pids)
             time.sleep(2)
             before, cpu0, broker0 = watcher.count, _cpu_ms(pids), _cpu_ms(broker_pids)
+            kinds = dict(watcher.by_kind)
             threads = sum(_proc(pid)["threads"] for pid in pids)
             sent = time.time()
             published = publish_targets(urls[0], devices, make_target(1, args.services))
@@ -189,6 +194,9 @@ def run_fleet(urls: list[str], broker_pids: list[int], size: int, args: Any) -> 
         "broker_cpu_ms_per_device": round((broker1 - broker0) / size, 2),
         "messages_delivered_to_one_subscriber": delivered,
         "messages_per_device": round(delivered / size, 1),
+        "messages_per_device_by_topic": {
+            k: round((n - kinds.get(k, 0)) / size, 2) for k, n in sorted(watcher.by_kind.items())
+        },
         "message_rate_per_s": round(delivered / window, 1),
         "agent_rss_mib_total": round(sum(rss) / 1024, 1),
         "agent_rss_mib_per_device": round(sum(rss) / 1024 / size, 2),
@@ -201,7 +209,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="100,500,1000")
     parser.add_argument("--brokers", default="mosquitto,nats")
-    parser.add_argument("--per-process", type=int, default=250)
+    parser.add_argument("--per-process", type=int, default=125)
     parser.add_argument("--services", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--rate", type=float, default=200.0, help="agents started a second, in all")
