@@ -103,6 +103,9 @@ def test_mqtt_311_across_a_three_node_nats_cluster(
     monitor = MqttProbe("127.0.0.1", monitor_port, device_id, v5=False)
     try:
         cloud.publish("target", target(1, service("app", services.image1, 1, SLEEP)), retain=True)
+        left = ("services/gone", "history/gone", "alerts/gone")  # as an earlier run left them
+        for topic in left:
+            cloud.publish(topic, b'{"left": true}', retain=True)
         agent.env.update(
             FLEET_AGENT_MQTT_URL=f"mqtt://127.0.0.1:{device_port}",
             FLEET_AGENT_MQTT_PROTOCOL="3.1.1",
@@ -112,6 +115,8 @@ def test_mqtt_311_across_a_three_node_nats_cluster(
         assert status["targetVersion"] == 1
         monitor.wait_json("target/ack", lambda a: a["accepted"] and a["version"] == 1)
         wait_for(lambda: monitor.raw("availability") == b"online", what="online")
+        # found by the agent's brief QoS 0 look on another node, and cleared
+        wait_for(lambda: all(monitor.raw(t) == b"" for t in left), what="leftovers cleared")
         cloud.publish("cmd/reconcile", {"requestId": "n-1"})
         result = wait_for(lambda: monitor.all("cmd/result"), what="command result")[-1]
         assert result == {"command": "reconcile", "ok": True, "requestId": "n-1"}
