@@ -292,7 +292,7 @@ class Engine:
                 by_agent = container in self._own_stops
                 if action == "destroy":
                     self._own_stops.discard(container)
-                yield ContainerEvent(action, container, by_agent)
+                yield ContainerEvent(action, container, by_agent, _exit_code(action, actor))
 
     def close_events(self) -> None:
         stream, self._events = self._events, None
@@ -318,6 +318,15 @@ def _close_quietly(stream: Any) -> None:
         stream.close()
     except Exception:  # closing is best effort; the pull thread reports back anyway
         log.warning("could not close a pull stream", exc_info=True)
+
+
+def _exit_code(action: str, actor: dict[str, Any]) -> int | None:
+    """A `die` event's exit code (dockerd puts it in the event's attributes)."""
+    code = (actor.get("Attributes") or {}).get("exitCode") if action == "die" else None
+    try:
+        return None if code is None else int(code)
+    except (TypeError, ValueError):
+        return None
 
 
 def _pull_error_kind(message: str) -> ErrorKind:

@@ -14,9 +14,17 @@ import structlog
 
 from fleet_agent.model import Ack
 from fleet_agent.ports import ContainerEvent
+from fleet_agent.runtime import Container
 from fleet_agent.store import ManualStops
 
 log = structlog.get_logger(__name__)
+
+
+class Died(msgspec.Struct, frozen=True):
+    """A `die` event the engine's list may not show yet: when it came, the code it said."""
+
+    at: float
+    exit_code: int | None
 
 
 class Taken(msgspec.Struct, frozen=True):
@@ -32,7 +40,8 @@ class Inbox:
         self._retries: set[str] = set()
         self._acks: list[Ack] = []
         self._engine_lost_at: float | None = None
-        self._dying: dict[str, float] = {}  # died per the engine's events, maybe still listed
+        self._dying: dict[str, Died] = {}  # died per the engine's events, maybe still listed
+        self._recorded: set[str] = set()  # exits recorded: a late `die` of theirs is old news
 
     def retry(self, services: set[str]) -> None:
         with self._lock:
@@ -53,11 +62,14 @@ class Inbox:
         if event.manual_stop:
             log.info("container stopped by hand", container=event.container[:12])
             self.manual_stops.add(event.container, now)
-        if event.action == "start":  # started again, by hand or by the agent under `always`
+        with self._lock:
+            if event.action == "start":  # started again, by hand or by the agent (`always`)
+                self._dying.pop(event.container, None)
+                self._recorded.discard(event.container)
+            if event.action == "die" and event.container not in self._recorded:
+                self._dying[event.container] = Died(now, event.exit_code)
+        if event.action == "start":
             self.manual_stops.discard(event.container)
-        if event.action == "die":
-            with self._lock:
-                self._dying[event.container] = now
 
     def take(self) -> Taken:
         with self._lock:
@@ -70,10 +82,20 @@ class Inbox:
             acks, self._acks = self._acks, []
         return acks
 
-    def still_dying(self, running: set[str], now: float, settle_max: float) -> bool:
-        """Whether a container the engine said died is still listed running (look again)."""
+    def died(self, listed: list[Container], now: float, settle_max: float) -> dict[str, Died]:
+        """The containers the engine said died that its list still shows running. Each stays
+        so until the list agrees, the container starts again, its exit is recorded, or
+        `settle_max` seconds pass: then the list alone is believed again."""
+        running = {c.id for c in listed if c.running}
         with self._lock:
             self._dying = {
-                c: at for c, at in self._dying.items() if c in running and now - at < settle_max
+                c: d for c, d in self._dying.items() if c in running and now - d.at < settle_max
             }
-            return bool(self._dying)
+            self._recorded &= {c.id for c in listed}
+            return dict(self._dying)
+
+    def exit_recorded(self, container: str) -> None:
+        """The exit is in the service's history: its `die` says nothing more until a start."""
+        with self._lock:
+            self._dying.pop(container, None)
+            self._recorded.add(container)

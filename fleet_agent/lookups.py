@@ -35,15 +35,18 @@ class Lookups(Generic[K, V]):
     def ask(self, key: K, call: Callable[[], V]) -> V | EngineError | None:
         """The answer about `key` if it came back (it is taken: the next ask asks again);
         otherwise None, and `call` runs in the background unless it is under way already."""
-        with self._lock:
-            if key in self._answers:
-                return self._answers.pop(key)
-            if key in self._asking:
-                return None
-            self._asking.add(key)
-        self.workers.submit(lambda: self._answer(key, call))
+        self.prefetch(key, call)
         with self._lock:
             return self._answers.pop(key, None)
+
+    def prefetch(self, key: K, call: Callable[[], V]) -> None:
+        """Start asking now (unless under way or answered): the pass that asks later finds
+        the answer, or its end kicks that pass."""
+        with self._lock:
+            if key in self._answers or key in self._asking:
+                return
+            self._asking.add(key)
+        self.workers.submit(lambda: self._answer(key, call))
 
     def under_way(self) -> bool:
         with self._lock:

@@ -21,7 +21,7 @@ from fleet_agent.config import Settings
 from fleet_agent.inbox import Inbox
 from fleet_agent.lookups import Lookups
 from fleet_agent.model import DesiredService
-from fleet_agent.ports import EngineAPI, EngineError
+from fleet_agent.ports import ContainerEvent, EngineAPI, EngineError
 from fleet_agent.runtime import (
     Container,
     ExitDetails,
@@ -30,6 +30,8 @@ from fleet_agent.runtime import (
     record_exit,
     runtime_for,
     settle_crash,
+    should_restart,
+    with_exits,
 )
 from fleet_agent.store import ManualStops
 from fleet_agent.workers import Workers
@@ -38,6 +40,9 @@ from fleet_agent.workers import Workers
 # event comes right before its event stream breaks. Stops and failures this close before an
 # outage are the engine's; a stop by hand made earlier stays one.
 SHUTDOWN_GRACE = 3.0
+# How long a `die` event is believed over a list that still says running; while one without an
+# exit code waits, look again this soon (one list each).
+DIE_SETTLE, DIE_SETTLE_MAX = 0.01, 5.0
 Runtimes = dict[str, ServiceRuntime]
 
 
@@ -66,6 +71,23 @@ class Observer:
         self.unobserved = True  # exits seen now happened while nobody watched
         self.exits: Lookups[str, ExitDetails] = Lookups(workers, kick)
         self._seen: dict[str, Sighting] = {}  # exits whose details are being read
+        self._deciding: set[str] = set()  # exits whose details the services' status awaits
+        self.settling = False  # a died container is listed running, its exit code unknown
+
+    def note_event(self, event: ContainerEvent) -> None:
+        """An exit of the container's own: why is asked at once, beside the pass it kicks."""
+        self.inbox.note_event(event)
+        if event.action == "die" and not event.by_agent:
+            container = event.container
+            self.exits.prefetch(container, lambda: self.engine.exit_details(container))
+
+    def look(self, listed: list[Container], now: float) -> list[Container]:
+        """What the pass sees: the engine's list, and what the engine's events said since
+        (a container that died is exited with its code, before the list catches up)."""
+        died = self.inbox.died(listed, now, DIE_SETTLE_MAX)
+        self.settling = any(d.exit_code is None for d in died.values())
+        codes = {c: d.exit_code for c, d in died.items() if d.exit_code is not None}
+        return with_exits(listed, codes)
 
     def take_inbox(self, now: float, runtimes: Runtimes) -> tuple[set[str], Runtimes]:
         """What other threads asked for since the last pass: retries, a lost engine."""
@@ -103,6 +125,7 @@ class Observer:
         exited = {c.id for c in containers if not c.running}
         self._seen = {c: s for c, s in self._seen.items() if c in exited}
         self.exits.keep_only(exited)
+        self._deciding = set()
         for service in desired:
             runtime = runtime_for(service, runtimes.get(service.name))
             keep = planner.current_container(service, grouped.get(service.name, []))
@@ -112,8 +135,10 @@ class Observer:
         return synced
 
     def reading(self) -> bool:
-        """Whether an exit's details are being read (the report is provisional)."""
-        return self.exits.under_way()
+        """Whether an exit's details, being read, decide a status (the report is provisional:
+        a restart follows, and the crash history shows). Without a restart, the exit and its
+        code are all the status says: it goes out at once."""
+        return bool(self._deciding)
 
     def _observe(
         self,
@@ -135,14 +160,17 @@ class Observer:
             return runtime
         seen = self._seen.setdefault(keep.id, Sighting(now, wall, self.unobserved))
         answer = self.exits.ask(keep.id, lambda: self.engine.exit_details(keep.id))
-        if answer is None:
-            return runtime  # recorded by the pass the answer kicks
+        restart = service.service.config.restart
+        if answer is None:  # recorded by the pass the answer kicks
+            if should_restart(restart, keep.exit_code, runtime.stopped_by_user):
+                self._deciding.add(keep.id)
+            return runtime
         del self._seen[keep.id]
+        self.inbox.exit_recorded(keep.id)
         if isinstance(answer, EngineError):
             answer = ExitDetails(exit_code=keep.exit_code if keep.exit_code is not None else -1)
         secrets = service.service.config.environment.values()
         details = replace(answer, log_tail=masking.mask(answer.log_tail, secrets))
-        restart = service.service.config.restart
         counts = not (seen.unobserved or runtime.stopped_by_user)
         runtime = settle_crash(runtime, seen.at, self.settings.crash_reset_after, details.ran_for)
         policy = self.settings.backoff

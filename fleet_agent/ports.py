@@ -41,6 +41,7 @@ class ContainerEvent(NamedTuple):
     action: str  # the engine's action: start, die, stop, kill, destroy, ... or "connected"
     container: str
     by_agent: bool  # the agent itself stopped or removed this container
+    exit_code: int | None = None  # a `die` event's: the engine says it with the event
 
     @property
     def manual_stop(self) -> bool:

@@ -23,7 +23,7 @@ from fleet_agent.images import KnownImages
 from fleet_agent.intake import NO_TARGET
 from fleet_agent.memory import Memory
 from fleet_agent.model import Ack, DesiredService, Event, Target, iso
-from fleet_agent.observe import Observer
+from fleet_agent.observe import DIE_SETTLE, Observer
 from fleet_agent.outcomes import (
     CANCELLED,
     IMAGE_GONE,
@@ -52,8 +52,6 @@ from fleet_agent.workers import Pool, ThreadPerJob, Workers
 
 log = structlog.get_logger(__name__)
 ENGINE_DOWN_POLL = 5.0
-# A died container is listed `running` for some ms more: look again this soon (one list each).
-DIE_SETTLE, DIE_SETTLE_MAX = 0.01, 5.0
 CLOSE_WAIT = 3.0  # seconds a shutdown waits for steps and pulls under way
 
 
@@ -125,7 +123,7 @@ class Reconciler:
         self.inbox.engine_lost(at)
 
     def note_event(self, event: ContainerEvent) -> None:
-        self.inbox.note_event(event)
+        self.observer.note_event(event)
 
     def run_pass(self) -> float:
         """Reconcile once; return the monotonic time at which the next pass is needed."""
@@ -137,7 +135,7 @@ class Reconciler:
             target = self.target()
             desired = desired_services(target)
             try:
-                containers = self.engine.list_managed()
+                containers = self.observer.look(self.engine.list_managed(), now)
             except EngineError as exc:
                 return self._engine_down(exc, now, wall, acked)
             if target is None:  # "no target": nothing is touched, only reported
@@ -166,7 +164,7 @@ class Reconciler:
             self._publish(report, wall)
             logs.log_pass(report, results, events, plan.pulls)
             self.observer.unobserved = False
-            return self._next_wake(now, containers)
+            return self._next_wake(now)
 
     def _masked(self, results: list[StepResult]) -> list[StepResult]:
         """An engine message may quote a container's environment: never let it out."""
@@ -289,11 +287,11 @@ class Reconciler:
             except Exception:  # one broken transport must not stop reconciling
                 log.exception("publisher failed", publisher=type(publisher).__name__)
 
-    def _next_wake(self, now: float, containers: list[Container]) -> float:
+    def _next_wake(self, now: float) -> float:
         deadlines = [now + self.settings.reconcile_interval]
-        # The engine sends `die` a moment before its list says `exited`: look again shortly.
-        running = {c.id for c in containers if c.running}
-        if self.inbox.still_dying(running, now, DIE_SETTLE_MAX):
+        # The engine sends `die` a moment before its list says `exited`; a `die` that did not
+        # say its exit code is waited for: look again shortly.
+        if self.observer.settling:
             deadlines.append(now + DIE_SETTLE)
         # a deadline that is due now was acted on by this pass (or waits for a busy service,
         # whose end kicks a pass)

@@ -95,6 +95,15 @@ def record_exit(
     return replace(runtime, crash=record_failure(runtime.crash, policy, failure))
 
 
+def with_exits(containers: list[Container], died: dict[str, int]) -> list[Container]:
+    """The engine's list as its events tell it: a container that died (with that exit code,
+    by its `die` event) is exited, though dockerd lists it running for some ms more."""
+    return [
+        replace(c, state="exited", exit_code=died[c.id]) if c.running and c.id in died else c
+        for c in containers
+    ]
+
+
 def ran_between(started_at: object, finished_at: object) -> float | None:
     """Seconds between the engine's own `StartedAt` and `FinishedAt` (RFC 3339); None when
     either is unset ("0001-01-01T00:00:00Z") or unreadable: the agent's own times decide then."""

@@ -235,6 +235,7 @@ class SimEngine:
         by_agent = box.id in self._own_stops
         if action == "destroy":
             self._own_stops.discard(box.id)
-        event = ContainerEvent(action, box.id, by_agent)
+        code = box.exit_code if action == "die" else None
+        event = ContainerEvent(action, box.id, by_agent, code)
         for stream in self._streams:
             stream.put(event)

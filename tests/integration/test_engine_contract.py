@@ -200,6 +200,19 @@ def test_a_container_exiting_on_its_own_dies_with_its_code(rig: Rig) -> None:
     assert row is not None and row.exit_code == EXIT_CODE
     details = rig.engine.exit_details(container)
     assert (details.exit_code, details.oom_killed) == (EXIT_CODE, False)
+    died = [e for e in rig.seen if e.container == container and e.action == "die"]
+    assert [e.exit_code for e in died] == [EXIT_CODE]  # the event says it before the list
+
+
+def test_a_stop_dies_with_the_code_of_its_signal_and_only_die_says_a_code(rig: Rig) -> None:
+    container = rig.running("web")
+    rig.engine.stop(container)
+    wait_for(lambda: ("stop", True) in rig.actions(container), what="stop event")
+    mine = [e for e in rig.seen if e.container == container]
+    row = rig.row(container)
+    assert row is not None
+    assert [e.exit_code for e in mine if e.action == "die"] == [row.exit_code]
+    assert all(e.exit_code is None for e in mine if e.action != "die")
 
 
 def test_another_devices_containers_are_neither_listed_nor_followed(rig: Rig) -> None:
