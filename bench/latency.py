@@ -9,7 +9,8 @@ the arrival of its `exited` status (with that exit code) on MQTT minus the engin
 retries: a service whose image tag is missing fails to pull again and again (backoff 0.25 s
 doubling to 1 s); each status announces `error.nextRetry`; the attempt is the agent's first
 Docker API request about that image after the announcement, seen by the counting proxy on the
-engine socket. The figure is attempt minus announced time.
+engine socket. The figure is attempt minus announced time; beside it, when the list call of the
+pass that made the attempt went out (the wake-up's own lateness; the rest is that pass's work).
 """
 
 from __future__ import annotations
@@ -95,12 +96,19 @@ def retries(env: dict[str, str], seconds: float) -> dict[str, Any]:
             if error.get("nextRetry"):
                 announced.setdefault(_epoch(error["nextRetry"]), at)
     attempts = [at for at, _, path in proxy.requests if "fleet-test/app" in path]
-    late = []
+    lists = [at for at, _, path in proxy.requests if "/containers/json" in path]
+    late, woke = [], []
     for due, seen in sorted(announced.items()):
         after = [a for a in attempts if a >= seen]
         if after:
             late.append(after[0] - due)
-    return {"lateness_ms": common.summary(late), "announced": len(announced)}
+            # the pass that made the attempt: its list call, the last one before the attempt
+            woke += [max((a for a in lists if a <= after[0]), default=after[0]) - due]
+    return {
+        "lateness_ms": common.summary(late),
+        "pass_list_ms": common.summary(woke),  # the pass's list call, after the deadline
+        "announced": len(announced),
+    }
 
 
 def main() -> None:

@@ -3,8 +3,9 @@
 An image the engine listed a container of ours with, or that a pull found, is taken as present
 without asking again. One not known is asked about in the background (a pass never waits for
 the engine): until the answer comes, the service waits (no pull), and the pass the answer kicks
-creates it or pulls. A create that finds the image gone (`docker image prune`) marks it gone:
-it is pulled at once, asking nothing. Floating tags (`latest`) are never present: they are
+creates it or pulls. A create that finds the image gone (`docker image prune`), or a pull that
+failed, marks it gone: it is pulled at once (a retry when due), asking nothing first (the pull
+itself looks whether the image is there). Floating tags (`latest`) are never present: they are
 pulled again for every new container.
 """
 

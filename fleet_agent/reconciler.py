@@ -248,6 +248,8 @@ class Reconciler:
         for result in self.puller.collect():
             if result.error_kind is None:
                 self.images.pulled(result.image)
+            elif result.error_kind not in (CANCELLED, "unavailable"):
+                self.images.gone(result.image)  # its retry pulls at once (the pull looks first)
             runtime = self.runtimes.get(result.service)
             if runtime is not None and result.error_kind != CANCELLED:
                 runtime = apply_pull(runtime, result, self.policy, now, wall)

@@ -157,3 +157,21 @@ def test_an_image_pruned_while_known_is_pulled_again_at_once_and_counts_nothing(
     assert all(r.alerts == {} for r in s.recorder.reports)
     assert s.changes() == []
     assert all(st.error is None for r in s.recorder.reports for st in r.services)
+
+
+def test_a_retry_after_a_failed_pull_pulls_at_once_without_asking_about_the_image(
+    tmp_path: Path,
+) -> None:
+    missing = "reg.local/app:nope"
+    s = Scenario(tmp_path, FakeEngine())
+    s.want(("app", missing, "always"))
+    s.settle()
+    error = s.status("app").error
+    assert error is not None and error.type == "ImagePullBackOff"
+    s.engine.calls.clear()
+
+    s.clock.advance(s.wakes[-1] - s.clock.mono)  # the retry is due
+    s.run()
+
+    assert ("pull", missing) in s.engine.calls
+    assert ("inspect", missing) not in s.engine.calls  # the pull looks itself
