@@ -36,7 +36,9 @@ class LocalStatus(msgspec.Struct, frozen=True, rename="camel"):
 
 class FilePublisher:
     """Local mode: the latest status, active alerts and ack as files in the state dir, written
-    atomically and only when their content changed (devices run on flash)."""
+    atomically and only when their content changed (devices run on flash). Not synced to disk:
+    they say what a pass saw and the next pass writes them again, and a sync here would make
+    the engine's own writes (a create, a start) wait behind ours."""
 
     def __init__(self, state_dir: Path) -> None:
         self.status_path = state_dir / STATUS_FILE
@@ -49,15 +51,16 @@ class FilePublisher:
         """Write only when the content changed (timestamps alone are not a change)."""
         alerts = msgspec.json.format(msgspec.json.encode(report.alerts))
         if alerts != self._last_alerts:
-            write_atomic(self.alerts_path, alerts)
+            write_atomic(self.alerts_path, alerts, durable=False)
             self._last_alerts = alerts
         key = content_key(report)
         if key == self._last_key:
             return
         services = {status.service_name: status for status in report.services}
         document = LocalStatus(report.state, services, report.engine_error)
-        write_atomic(self.status_path, msgspec.json.format(msgspec.json.encode(document)))
+        payload = msgspec.json.format(msgspec.json.encode(document))
+        write_atomic(self.status_path, payload, durable=False)
         self._last_key = key
 
     def ack(self, ack: Ack) -> None:
-        write_atomic(self.ack_path, msgspec.json.format(msgspec.json.encode(ack)))
+        write_atomic(self.ack_path, msgspec.json.format(msgspec.json.encode(ack)), durable=False)

@@ -26,18 +26,25 @@ MANUAL_STOPS_FILE = "manual-stops.json"
 log = structlog.get_logger(__name__)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    """Replace `path` whole (a reader sees the old content or the new). `durable`: on disk
+    before this returns (fsync of the file and its folder); without it, a power cut may leave
+    the old content (what a pass rewrites anyway), and the engine's own writes never queue
+    behind ours."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if not durable:
+        return
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
