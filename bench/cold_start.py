@@ -7,6 +7,8 @@ script, interleaved, as a ratio.
 layer to download) are pushed to the test registry once. Each round, for each side in turn:
 every one of those images is removed from the engine, the side gets a target with 20 services
 (one per image), and the figure is the last container's `StartedAt` minus the publish time.
+The third side is the engine floor: the same pulls, creates and starts made directly with the
+Docker SDK, three services at a time (`--floor-workers`), each started once its image is in.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,9 @@ import docker
 import docker.errors
 
 from bench import common
+
+FLOOR = "bench.cold-floor"
+SIDES = ["agent", "naive", "floor"]
 
 
 def _rootfs(index: int) -> bytes:
@@ -74,6 +80,35 @@ def _forget(api: docker.APIClient, names: list[str]) -> None:
             api.remove_image(name, force=True)
 
 
+def _floor(api: docker.APIClient, names: list[str], workers: int) -> float:
+    """The engine floor: the same pulls, creates and starts made directly with the SDK,
+    `workers` services at a time, each created and started as soon as its image is in."""
+    _forget(api, names)
+    sent = time.time()
+
+    def one(index: int, name: str) -> str:
+        repository, tag = name.rsplit(":", 1)
+        for _ in api.pull(repository, tag=tag, stream=True, decode=True):
+            pass
+        config = api.create_host_config(network_mode="none")
+        container = api.create_container(
+            name, common.LOOP, name=f"floor-{index}", labels={FLOOR: "1"}, host_config=config
+        )["Id"]
+        api.start(container)
+        return str(container)
+
+    with ThreadPoolExecutor(workers) as pool:
+        started = list(pool.map(one, range(len(names)), names))
+    last = max(common.started_at(api, c) for c in started)
+    _remove_floor(api)
+    return last - sent
+
+
+def _remove_floor(api: docker.APIClient) -> None:
+    for row in api.containers(all=True, filters={"label": f"{FLOOR}=1"}):
+        api.remove_container(row["Id"], force=True)
+
+
 def _round(
     api: docker.APIClient, watch: common.Watch, names: list[str], v: int, label: str
 ) -> float:
@@ -102,6 +137,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--services", type=int, default=20)
     parser.add_argument("--pull-concurrency", type=int, default=None, help="agent setting")
+    parser.add_argument(
+        "--floor-workers", type=int, default=3, help="services the engine floor runs at once"
+    )
     args = parser.parse_args()
     env = common.environment()
     api = common.api_client(env)
@@ -116,7 +154,7 @@ def main() -> None:
         "agent": common.Watch(env, f"fleet/{agent_dev}"),
         "naive": common.Watch(env, f"naive/{naive_dev}"),
     }
-    samples: dict[str, list[float]] = {"agent": [], "naive": []}
+    samples: dict[str, list[float]] = {"agent": [], "naive": [], "floor": []}
     settings = {"pull_concurrency": args.pull_concurrency} if args.pull_concurrency else {}
     try:
         with (
@@ -125,19 +163,27 @@ def main() -> None:
         ):
             time.sleep(2)
             for run in range(args.rounds):
-                order = ["agent", "naive"] if run % 2 == 0 else ["naive", "agent"]
-                for label in order:
-                    samples[label].append(_round(api, watches[label], names, 2 * run + 1, label))
+                for label in SIDES[run % 3 :] + SIDES[: run % 3]:  # each side first in turn
+                    if label == "floor":
+                        samples[label].append(_floor(api, names, args.floor_workers))
+                    else:
+                        samples[label].append(
+                            _round(api, watches[label], names, 2 * run + 1, label)
+                        )
     finally:
         naive.terminate()
         for watch in watches.values():
             watch.close()
         common.remove_device(api, agent_dev)
+        _remove_floor(api)
         for row in api.containers(all=True, filters={"label": f"naive.device={naive_dev}"}):
             api.remove_container(row["Id"], force=True)
     figures: dict[str, Any] = {k: common.summary(v, scale=1.0) for k, v in samples.items()}
     figures["agent_over_naive_median"] = round(
         statistics.median(samples["agent"]) / statistics.median(samples["naive"]), 3
+    )
+    figures["agent_over_floor_median"] = round(
+        statistics.median(samples["agent"]) / statistics.median(samples["floor"]), 3
     )
     figures["unit"] = "seconds"
     common.write_result("cold_start", figures, vars(args))
