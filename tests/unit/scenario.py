@@ -26,6 +26,25 @@ class Inline:
         pass
 
 
+class Held:
+    """Workers that run a job only when told (a question to the engine under way)."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Callable[[], None]] = []
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self.jobs.append(job)
+
+    def close(self, timeout: float) -> None:
+        pass
+
+    def release(self) -> None:
+        """Run the jobs handed in so far."""
+        jobs, self.jobs = self.jobs, []
+        for job in jobs:
+            job()
+
+
 class Recorder:
     def __init__(self) -> None:
         self.reports: list[Report] = []

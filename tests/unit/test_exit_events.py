@@ -8,35 +8,16 @@ agrees, the container starts again, its exit is recorded, or the hint is old.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from fleet_agent.observe import DIE_SETTLE_MAX
 from fleet_agent.ports import ContainerEvent
 
 from .fake_engine import FakeEngine
-from .scenario import Scenario
+from .scenario import Held, Scenario
 
 IMG = "reg.local/app:1"
 BACKOFF = 11.0  # past the scenario's first crash backoff (10 s)
-
-
-class Held:
-    """Background questions wait until the test lets them run."""
-
-    def __init__(self) -> None:
-        self.jobs: list[Callable[[], None]] = []
-
-    def submit(self, job: Callable[[], None]) -> None:
-        self.jobs.append(job)
-
-    def close(self, timeout: float) -> None:
-        pass
-
-    def release(self) -> None:
-        jobs, self.jobs = self.jobs, []
-        for job in jobs:
-            job()
 
 
 def running_service(tmp_path: Path, restart: str, held: Held | None = None) -> Scenario:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import cast
 
 from fleet_agent.images import KnownImages
@@ -10,7 +9,7 @@ from fleet_agent.ports import EngineAPI, EngineError
 from fleet_agent.runtime import Container
 from fleet_agent.workers import Workers
 
-from .scenario import Inline
+from .scenario import Held, Inline
 
 
 class Inspector:
@@ -24,19 +23,6 @@ class Inspector:
         if self.fail:
             raise EngineError("unavailable", "engine unreachable")
         return image in self.present
-
-
-class Held:
-    """Workers that run a job only when told (a question to the engine under way)."""
-
-    def __init__(self) -> None:
-        self.jobs: list[Callable[[], None]] = []
-
-    def submit(self, job: Callable[[], None]) -> None:
-        self.jobs.append(job)
-
-    def close(self, timeout: float) -> None:
-        pass
 
 
 def known(engine: Inspector, workers: Workers | None = None) -> KnownImages:
