@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from types import ModuleType
 
-from fleet_agent import __version__
+from fleet_agent import __version__, lean
 
 # name -> (module, one-line help)
 OPERATOR_COMMANDS: dict[str, tuple[str, str]] = {
@@ -64,6 +64,7 @@ def _parser(chosen: str | None) -> tuple[argparse.ArgumentParser, ModuleType | N
 
 
 def run(config_path: Path | None, target_file: Path | None) -> int:
+    lean.skip_charset_detection()  # before the agent's libraries load
     import structlog  # noqa: PLC0415 (the agent's imports, only for `run`)
 
     from fleet_agent import startup  # noqa: PLC0415
@@ -87,15 +88,17 @@ def _chosen(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    chosen = _chosen(argv)
+    given = sys.argv[1:] if argv is None else argv
+    chosen = _chosen(given)
     try:
         parser, module = _parser(chosen if chosen in OPERATOR_COMMANDS else None)
     except ImportError as exc:  # the operator extra is not installed
         print(f"fleet-agent {chosen}: {exc}; install fleet-agent[operator]", file=sys.stderr)
         return 2
-    args = parser.parse_args(argv)
+    args = parser.parse_args(given)
     if args.command == "run":
+        if argv is None:  # the process's own command line: it can be started again
+            lean.limit_malloc_arenas()
         return run(args.config, args.target_file)
     assert module is not None
     code: int = module.main(args)

@@ -5,7 +5,10 @@ pass's statuses and alerts are folded into it: a retry count or restart count th
 last look adds that many errors or restarts, a service in error accumulates the seconds between
 looks, and an active alert marks its severity. Counts live in buckets of 1/288 of the window
 (5 minutes of a day), so the ledger stays bounded however busy a service is; the summary adds up
-the buckets of the last window. All functions take `now`; nothing here does I/O.
+the buckets of the last window. A look that adds nothing keeps no bucket, so a healthy service
+costs one `Track` however long it runs; and at most `MAX_REMOVED` services that left the target
+are remembered (the longest gone are forgotten first), so a target that keeps renaming its
+services cannot grow the ledger either. All functions take `now`; nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from msgspec.structs import replace
 from fleet_agent.model import Alert, ServiceStatus, iso
 
 BUCKETS = 288
+MAX_REMOVED = 100  # services that left the target, kept until their counts leave the window
 RANK = {None: 0, "warning": 1, "critical": 2}
 REMOVED = "removed"  # a service that left the target within the window
 PULL_ERRORS = frozenset({"ImagePullBackOff", "ErrImagePull"})  # one retry count between them
@@ -28,6 +32,9 @@ class Bucket(msgspec.Struct, frozen=True, omit_defaults=True):
     restarts: int = 0
     seconds: float = 0.0
     worst: str | None = None
+
+
+EMPTY = Bucket()
 
 
 class Track(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -110,6 +117,7 @@ def _look(track: Track, status: ServiceStatus, alert: Alert | None, slot: int, n
     bucket = _add(track.buckets.get(slot, Bucket()), kind, errors, restarts, max(seconds, 0.0))
     if alert is not None and RANK.get(alert.severity, 0) > RANK.get(bucket.worst, 0):
         bucket = replace(bucket, worst=alert.severity)
+    buckets = track.buckets if bucket == EMPTY else {**track.buckets, slot: bucket}
     # Without an error (a crash-looping container runs for a moment between crashes) the last
     # error's count is kept: the next crash continues it.
     return Track(
@@ -120,12 +128,13 @@ def _look(track: Track, status: ServiceStatus, alert: Alert | None, slot: int, n
         restart_count=status.restart_count,
         in_error=status.error is not None,
         seen_at=now,
-        buckets={**track.buckets, slot: bucket},
+        buckets=buckets,
     )
 
 
 def _left(track: Track, slot: int, now: float) -> Track:
-    """A service no longer in the target: its time in error ends now."""
+    """A service no longer in the target: its time in error ends now. Its bucket is kept even
+    when empty: it keeps the service in the summary, as removed, for a window."""
     if track.status == REMOVED:
         return track
     seconds = now - track.seen_at if track.in_error and track.seen_at is not None else 0.0
@@ -152,7 +161,17 @@ def observe(
         buckets = {k: b for k, b in track.buckets.items() if k >= oldest}
         if buckets or track.status != REMOVED:
             kept[name] = replace(track, buckets=buckets)
-    return replace(ledger, services=kept)
+    return replace(ledger, services=_fewer_removed(kept))
+
+
+def _fewer_removed(services: dict[str, Track]) -> dict[str, Track]:
+    """At most MAX_REMOVED services that left; those gone longest (oldest last bucket) go."""
+    removed = [n for n, t in services.items() if t.status == REMOVED]
+    if len(removed) <= MAX_REMOVED:
+        return services
+    removed.sort(key=lambda n: (max(services[n].buckets, default=0), n))
+    dropped = set(removed[: len(removed) - MAX_REMOVED])
+    return {n: t for n, t in services.items() if n not in dropped}
 
 
 def counts_key(ledger: Ledger) -> bytes:

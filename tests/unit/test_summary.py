@@ -114,6 +114,35 @@ def test_the_ledger_stays_bounded_however_many_passes_a_day_holds() -> None:
     assert len(msgspec.json.encode(ledger)) < 64 * 1024
 
 
+def test_a_healthy_service_keeps_no_buckets_however_long_it_runs() -> None:
+    ledger = summary.new_ledger(DAY)
+    for i in range(2000):  # a day and a half of a pass a minute, healthy all along
+        at = T0 + i * 60.0
+        ledger = summary.observe(ledger, [running(at, restarts=1 if i >= 1000 else 0)], {}, at)
+    track = ledger.services["nodered"]
+    assert list(track.buckets.values()) == [summary.Bucket(restarts=1)]  # the one restart only
+    assert row(ledger, T0 + 1000 * 60.0).restarts == 1
+
+
+def test_a_healthy_service_that_left_still_shows_as_removed_for_a_window() -> None:
+    ledger = fold((T0, [running(T0)], {}), (T0 + 60, [], {}))
+    assert row(ledger, T0 + 120) == summary.ServiceSummary(summary.REMOVED, {}, 0, 0, None)
+    later = summary.observe(ledger, [], {}, T0 + DAY + 1000)
+    assert "nodered" not in later.services
+
+
+def test_at_most_max_removed_services_that_left_are_kept_those_gone_longest_go_first() -> None:
+    ledger = summary.new_ledger(DAY)
+    names = [f"s{i:03d}" for i in range(summary.MAX_REMOVED + 20)]
+    for i, name in enumerate(names):  # a target that renames its one service every 10 minutes
+        at = T0 + i * 600.0
+        ledger = summary.observe(ledger, [replace(running(at), service_name=name)], {}, at)
+    kept = set(ledger.services)
+    assert len(kept) == summary.MAX_REMOVED + 1  # the removed ones, and the one in the target
+    assert names[-1] in kept and names[-2] in kept
+    assert not kept & set(names[:19])  # the first ones left longest ago
+
+
 def test_a_ledger_read_back_after_a_restart_does_not_count_the_downtime() -> None:
     ledger = fold((T0, [pull_failure(1, T0)], {}))
     back = msgspec.json.decode(msgspec.json.encode(ledger), type=summary.Ledger)
