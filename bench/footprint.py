@@ -81,7 +81,7 @@ def main() -> None:
     try:
         with (
             tempfile.TemporaryDirectory() as workdir,
-            common.agent_process(env, device, Path(workdir), reconcile_interval=30) as proc,
+            common.agent_process(env, device, Path(workdir), python, reconcile_interval=30) as proc,
         ):
             time.sleep(1.5)
             version = 1
