@@ -244,19 +244,25 @@ class FleetWatcher:
             client.loop_stop()
 
 
-def publish_targets(url: str, devices: list[str], payload: bytes, prefix: str = "fleet") -> float:
-    """Publish each device's retained target from one client; returns when the last was sent."""
-    client = _client(url, "publisher")
+def publish_targets(
+    url: str, devices: list[str], payload: bytes, prefix: str = "fleet", connections: int = 1
+) -> float:
+    """Publish each device's retained target, the devices dealt over `connections` clients
+    (a NATS node stores a retained QoS 1 message in JetStream before it reads the next one of
+    that connection); returns when the broker acknowledged the last."""
+    clients = [_client(url, f"publisher{n}") for n in range(max(1, connections))]
     try:
         infos = [
-            client.publish(f"{prefix}/{d}/target", payload, qos=1, retain=True) for d in devices
+            clients[n % len(clients)].publish(f"{prefix}/{d}/target", payload, qos=1, retain=True)
+            for n, d in enumerate(devices)
         ]
         for info in infos:
-            info.wait_for_publish(30)
+            info.wait_for_publish(120)
         return time.time()
     finally:
-        client.disconnect()
-        client.loop_stop()
+        for client in clients:
+            client.disconnect()
+            client.loop_stop()
 
 
 def _worker(argv: list[str]) -> None:

@@ -3,17 +3,18 @@ cluster (MQTT 3.1.1), publish-to-converged time, broker message rate and memory.
 
     python -m bench.fleet_scale [--sizes 100,500,1000] [--brokers mosquitto,nats]
                                 [--per-process 125] [--services 3] [--rate 200]
+                                [--publishers 8]
 
 Every device is the real agent (`bench/fleet.py`: reconciler, backoff, wake-ups, its own MQTT
 connection) on a simulated engine (pulls take 0.2 s), `--per-process` agents per worker
 process, started at `--rate` agents a second in all (a broker is not stormed with connections).
 On NATS the agents are spread over the three nodes and the targets are published on the
-first. Once every device says `online`, one client publishes a retained target to each; the
-figure is the time from the first publish to the last device reporting `converged` at that
-version, the messages the broker delivered to a subscriber of `fleet/#` in that time (a rate
-per second and per device), the CPU the workers and the broker spent in it per device (from
-/proc: what load does not inflate, unlike the times), the workers' threads, their RSS per
-device and the broker's RSS. A device not seen converged is classified by its agent's own view
+first. Once every device says `online`, `--publishers` clients (on that one node) publish a
+retained target to each device; the figure is the time from the first publish to the last
+device reporting `converged` at that version, the messages the broker delivered to a
+subscriber of `fleet/#` in that time (a rate per second and per device), the CPU the workers
+and the broker spent in it per device (from /proc: what load does not inflate, unlike the
+times), the workers' threads, their RSS per device and the broker's RSS. A device not seen converged is classified by its agent's own view
 (target not received; received, not converged; converged but its `state` not seen).
 """
 
@@ -158,10 +159,12 @@ def run_fleet(urls: list[str], broker_pids: list[int], size: int, args: Any) -> 
             kinds = dict(watcher.by_kind)
             threads = sum(_proc(pid)["threads"] for pid in pids)
             sent = time.time()
-            published = publish_targets(urls[0], devices, make_target(1, args.services))
+            target = make_target(1, args.services)
+            published = publish_targets(urls[0], devices, target, connections=args.publishers)
             done = watcher.wait_converged(devices, 1, timeout=args.timeout)
             cpu1, broker1 = _cpu_ms(pids), _cpu_ms(broker_pids)
             delivered = watcher.count - before
+            by_topic = {k: n - kinds.get(k, 0) for k, n in sorted(watcher.by_kind.items())}
             missing = watcher.missing(devices, 1)
             rss = []
             for worker in workers:
@@ -194,9 +197,7 @@ def run_fleet(urls: list[str], broker_pids: list[int], size: int, args: Any) -> 
         "broker_cpu_ms_per_device": round((broker1 - broker0) / size, 2),
         "messages_delivered_to_one_subscriber": delivered,
         "messages_per_device": round(delivered / size, 1),
-        "messages_per_device_by_topic": {
-            k: round((n - kinds.get(k, 0)) / size, 2) for k, n in sorted(watcher.by_kind.items())
-        },
+        "messages_per_device_by_topic": {k: round(n / size, 2) for k, n in by_topic.items()},
         "message_rate_per_s": round(delivered / window, 1),
         "agent_rss_mib_total": round(sum(rss) / 1024, 1),
         "agent_rss_mib_per_device": round(sum(rss) / 1024 / size, 2),
@@ -213,6 +214,7 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--rate", type=float, default=200.0, help="agents started a second, in all")
+    parser.add_argument("--publishers", type=int, default=8, help="connections publishing targets")
     args = parser.parse_args()
     rows = []
     for kind in args.brokers.split(","):

@@ -31,8 +31,11 @@ def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
     before this returns (fsync of the file and its folder); without it, a power cut may leave
     the old content (what a pass rewrites anyway), and the engine's own writes never queue
     behind ours."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except FileNotFoundError:  # the folder is made only when missing (not a mkdir every write)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
