@@ -14,8 +14,9 @@ retained target to each device; the figure is the time from the first publish to
 device reporting `converged` at that version, the messages the broker delivered to a
 subscriber of `fleet/#` in that time (a rate per second and per device), the CPU the workers
 and the broker spent in it per device (from /proc: what load does not inflate, unlike the
-times), the workers' threads, their RSS per device and the broker's RSS. A device not seen converged is classified by its agent's own view
-(target not received; received, not converged; converged but its `state` not seen).
+times), the workers' threads, their RSS per device and the broker's RSS. A device not seen
+converged is classified by its agent's own view (target not received; received, not
+converged; converged but its `state` not seen).
 """
 
 from __future__ import annotations
