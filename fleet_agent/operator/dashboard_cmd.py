@@ -18,7 +18,7 @@ from fleet_agent.operator import connection
 from fleet_agent.operator.dashboard.guard import Guard, GuardError, parse_listen, read_token
 
 if TYPE_CHECKING:
-    from fleet_agent.operator.dashboard.app import Recorded
+    from fleet_agent.operator.dashboard.app import PastAlerts, Recorded
 
 PROG = "fleet-agent dashboard"
 
@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
         help="the recorder's database URL (sqlite:///PATH or postgresql://...): the drawer "
-        "shows its longer history and past alerts (needs the recorder extra)",
+        "shows its longer history and past alerts, the alerts panel the fleet's past alerts "
+        "(needs the recorder extra)",
     )
 
 
@@ -51,8 +52,9 @@ def _settings(args: argparse.Namespace) -> tuple[str, int, Guard, connection.Con
     return host, port, guard, connection.load(args.config, args.url)
 
 
-def _recorded(url: str) -> Recorded | str:
-    """The drawer's reader over the recorder's database, or why it cannot be opened."""
+def _recorded(url: str) -> tuple[Recorded, PastAlerts] | str:
+    """The drawer's and the alerts panel's readers over the recorder's database, or why it
+    cannot be opened."""
     try:
         from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 (the recorder extra)
 
@@ -63,7 +65,9 @@ def _recorded(url: str) -> Recorded | str:
         engine = store.open_engine(url)
     except (store.DatabaseError, SQLAlchemyError) as exc:
         return f"cannot open {url}: {str(exc).splitlines()[0]}"
-    return functools.partial(queries.drawer, engine)
+    return functools.partial(queries.drawer, engine), functools.partial(
+        queries.past_alerts_page, engine
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -79,9 +83,9 @@ def main(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"{PROG}: {exc}; install 'fleet-agent[dashboard]'", file=sys.stderr)
         return 2
-    recorded = _recorded(args.db) if args.db else None
-    if isinstance(recorded, str):
-        print(f"{PROG}: {recorded}", file=sys.stderr)
+    readers = _recorded(args.db) if args.db else (None, None)
+    if isinstance(readers, str):
+        print(f"{PROG}: {readers}", file=sys.stderr)
         return 2
     from fleet_agent.operator.client import FleetClient  # noqa: PLC0415
     from fleet_agent.operator.dashboard.hub import Hub  # noqa: PLC0415
@@ -96,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
     try:
-        app = create_app(client, guard, hub, recorded=recorded)
+        app = create_app(client, guard, hub, recorded=readers[0], past=readers[1])
         config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2
         )

@@ -6,6 +6,8 @@ Routes (JSON unless said otherwise):
 - `GET /api/events` Server-Sent Events: a `snapshot`, then coalesced `update`s and a `status`
   heartbeat; browsers reconnect by themselves (`retry: 1000`) and get a fresh snapshot
 - `POST /api/devices/{d}/retry` `{"service": "x"}` or `{}`: `cmd/retry` and its result
+- `GET /api/alerts/past?limit=N&before=CURSOR&q=WORDS` (with `--db` only): the fleet's cleared
+  alerts from the recorder's database, newest first, a page at a time
 Every handler goes through the `Guard`; the fleet comes from the operator's `FleetClient` (or
 anything with the same few methods).
 """
@@ -28,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.responses import StreamingResponse as Streaming
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from fleet_agent.model import iso
@@ -43,6 +45,8 @@ from fleet_agent.validate import NAME_PATTERN
 Handler = Callable[[Request], Awaitable[Response]]
 # (device, service) -> (history newest first, past alerts): the recorder's database (`--db`)
 Recorded = Callable[[str, str], tuple[list[dict[str, Any]], list[dict[str, Any]]]]
+# (limit, cursor or None, words) -> (cleared alerts newest first, next cursor or None)
+PastAlerts = Callable[[int, str | None, str], tuple[list[dict[str, Any]], str | None]]
 log = structlog.get_logger(__name__)
 PACKAGE = "fleet_agent.operator.dashboard"
 CSP = (
@@ -50,6 +54,7 @@ CSP = (
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 MAX_BODY = 4096
+UNREADABLE = "the recorder's database cannot be read"
 
 
 class Source(Protocol):
@@ -93,10 +98,12 @@ class Dashboard:
         hub: Hub,
         timing: Timing,
         recorded: Recorded | None = None,
+        past: PastAlerts | None = None,
     ) -> None:
         self.source, self.guard, self.hub, self.timing = source, guard, hub, timing
-        self.recorded = recorded
+        self.recorded, self.past = recorded, past
         page = _static("index.html").replace("__PAGE_TOKEN__", html.escape(guard.page_token))
+        page = page.replace("__RECORDER__", "on" if past is not None else "")
         self.page, self.login_page = page, _static("login.html")
 
     # documents ----------------------------------------------------------------------------
@@ -150,8 +157,25 @@ class Dashboard:
             )
         except Exception as exc:  # a database that is down must not break the drawer
             log.warning("recorder database unreadable", error=str(exc)[:200])
-            return detail
+            return {**detail, "recorderError": f"{UNREADABLE}: {_first_line(exc)}"}
         return {**detail, "history": history or detail["history"], "pastAlerts": past}
+
+    async def past_alerts(self, request: Request) -> Response:
+        assert self.past is not None
+        params = request.query_params
+        try:
+            limit = int(params.get("limit", "50"))
+        except ValueError:
+            return _json({"error": "limit must be a whole number"}, 400)
+        cursor, words = params.get("before") or None, params.get("q", "")[:200]
+        try:
+            found, more = await run_in_threadpool(self.past, limit, cursor, words)
+        except ValueError as exc:
+            return _json({"error": str(exc)}, 400)
+        except Exception as exc:  # a database that is down: say so, the page shows it
+            log.warning("recorder database unreadable", error=str(exc)[:200])
+            return _json(self._frame(error=f"{UNREADABLE}: {_first_line(exc)}"), 503)
+        return _json(self._frame(alerts=found, more=more))
 
     async def events(self, _request: Request) -> Response:
         subscriber = self.hub.subscribe()
@@ -228,24 +252,34 @@ class Dashboard:
         return run
 
 
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
 def create_app(
     source: Source,
     guard: Guard,
     hub: Hub | None = None,
     timing: Timing | None = None,
     recorded: Recorded | None = None,
+    past: PastAlerts | None = None,
 ) -> Starlette:
-    """`recorded(device, service)`: the recorder's history and past alerts (dashboard --db)."""
+    """`recorded(device, service)`: the recorder's history and past alerts for the drawer;
+    `past(limit, cursor, words)`: the fleet's cleared alerts for the alerts panel (--db)."""
     hub = hub or Hub()
-    board = Dashboard(source, guard, hub, timing or Timing(), recorded)
+    board = Dashboard(source, guard, hub, timing or Timing(), recorded, past)
     g = board.guarded
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/", g(board.index, page=True)),
         Route("/login", g(board.login, page=True), methods=["POST"]),
         Route("/api/fleet", g(board.fleet)),
         Route("/api/events", g(board.events)),
         Route("/api/devices/{device}/services/{service}", g(board.detail)),
         Route("/api/devices/{device}/retry", g(board.retry, act=True), methods=["POST"]),
+    ]
+    if past is not None:
+        routes.append(Route("/api/alerts/past", g(board.past_alerts)))
+    routes += [
         Mount("/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static"),
     ]
 
@@ -260,4 +294,4 @@ def create_app(
     return app
 
 
-__all__ = ["Dashboard", "Recorded", "Source", "Timing", "create_app"]
+__all__ = ["Dashboard", "PastAlerts", "Recorded", "Source", "Timing", "create_app"]

@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.engine import Engine
 
 from fleet_agent.model import iso
@@ -129,6 +129,23 @@ def _stamp(moment: dt.datetime | None) -> str | None:
     return iso(moment.replace(tzinfo=dt.UTC).timestamp()) if moment else None
 
 
+PAGE_MAX = 200
+
+
+def _alert_doc(r: Any) -> dict[str, Any]:
+    """An alert row in the dashboard's keys (the contract's alert names where there is one)."""
+    return {
+        "raisedAt": _stamp(r["raised_at"]),
+        "firstType": r["first_type"],
+        "type": r["type"],
+        "severity": r["severity"],
+        "escalatedAt": _stamp(r["escalated_at"]),
+        "secondsToEscalate": r["seconds_to_escalate"],
+        "clearedAt": _stamp(r["cleared_at"]),
+        "durationSeconds": r["duration_seconds"],
+    }
+
+
 def drawer(
     engine: Engine, device: str, service: str, limit: int = 200
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -148,19 +165,49 @@ def drawer(
     query = select(alerts).where(a.device_id == device, a.service == service)
     with engine.connect() as conn:
         found = conn.execute(query.order_by(a.raised_at.desc()).limit(50)).mappings().all()
-    past = [
-        {
-            "raisedAt": _stamp(r["raised_at"]),
-            "firstType": r["first_type"],
-            "type": r["type"],
-            "severity": r["severity"],
-            "escalatedAt": _stamp(r["escalated_at"]),
-            "clearedAt": _stamp(r["cleared_at"]),
-            "durationSeconds": r["duration_seconds"],
-        }
-        for r in found
-    ]
-    return entries, past
+    return entries, [_alert_doc(r) for r in found]
+
+
+def _words(text: str) -> Any:
+    """Every word of `text` in the device, service, type, first type or severity (any case)."""
+    a = alerts.c
+    columns = (a.device_id, a.service, a.type, a.first_type, a.severity)
+    clauses = []
+    for word in text.lower().split():
+        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        clauses.append(or_(*(func.lower(c).like(pattern, escape="\\") for c in columns)))
+    return and_(true(), *clauses)
+
+
+def _cursor(text: str) -> tuple[dt.datetime, int]:
+    """`RAISED~ID` (what `past_alerts_page` hands out) back to a time and an id."""
+    at, _, last_id = text.partition("~")
+    try:
+        return dt.datetime.fromisoformat(at).replace(tzinfo=None), int(last_id)
+    except ValueError:
+        raise ValueError(f"not a cursor of this list: {text[:60]!r}") from None
+
+
+def past_alerts_page(
+    engine: Engine, limit: int = 50, before: str | None = None, text: str = ""
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The fleet's cleared alerts, newest raised first, `limit` at a time (1 to PAGE_MAX), only
+    those with every word of `text` in their device, service, types or severity. `before` is
+    the cursor the previous page returned; returns the page and the next page's cursor (None:
+    that was the last). ValueError for a cursor that is not one of ours."""
+    a = alerts.c
+    query = select(alerts).where(a.cleared_at.is_not(None), _words(text))
+    if before is not None:
+        at, last_id = _cursor(before)
+        query = query.where(or_(a.raised_at < at, and_(a.raised_at == at, a.id < last_id)))
+    limit = max(1, min(limit, PAGE_MAX))
+    query = query.order_by(a.raised_at.desc(), a.id.desc()).limit(limit + 1)
+    with engine.connect() as conn:
+        found = conn.execute(query).mappings().all()
+    page = found[:limit]
+    docs = [{"device": r["device_id"], "service": r["service"]} | _alert_doc(r) for r in page]
+    last = page[-1] if len(found) > limit else None
+    return docs, f"{last['raised_at'].isoformat()}~{last['id']}" if last else None
 
 
 @dataclass

@@ -5,6 +5,7 @@
 "use strict";
 
 const TOKEN = document.querySelector('meta[name="fleet-token"]').content;
+const RECORDER = document.querySelector('meta[name="fleet-recorder"]').content === "on"; // --db
 const devices = new Map(); // id -> device document
 const rowEls = new Map(); // id -> <article>
 let order = []; // ids, sorted problems first
@@ -12,7 +13,7 @@ let offset = 0; // server clock - browser clock (ms)
 let source = null;
 let drawerKey = null; // [device, service] shown in the drawer
 const results = new Map(); // "device/service" -> last command result text
-const stats = { loadedAt: null, snapshots: 0, updates: 0, rowsDrawn: 0, devices: 0 };
+const stats = { loadedAt: null, snapshots: 0, updates: 0, rowsDrawn: 0, devices: 0, pastLoads: 0 };
 window.fleetDashboard = stats;
 
 const $ = (id) => document.getElementById(id);
@@ -225,6 +226,66 @@ function drawAlerts() {
     <div class="msg">${esc(a.message)}</div></li>`);
   if (all.length > ALERTS_SHOWN) items.push(`<li class="more">and ${all.length - ALERTS_SHOWN} more</li>`);
   $("alerts").innerHTML = items.join("") || `<li class="none">none</li>`;
+  const active = all.map(([id, a]) => `${id}/${a.service}/${a.raisedAt}`).sort().join(" ");
+  if (RECORDER && active !== past.active) {
+    // at first at once; after a change a little later: a cleared alert reaches the database soon
+    schedulePast(past.active === null ? 0 : PAST_AFTER_CHANGE_MS);
+    past.active = active;
+  }
+}
+
+// ---- past alerts (dashboard --db: cleared alerts from the recorder's database) ----------
+
+const PAST_PAGE = 20;
+const PAST_MAX = 200; // what one request may ask for (the server's cap)
+const PAST_AFTER_CHANGE_MS = 2000;
+const PAST_REFRESH_MS = 30000;
+const past = { items: [], next: null, active: null, timer: null, seq: 0 };
+
+function pastHtml(a) {
+  const escalated = a.escalatedAt
+    ? ` · escalated to ${esc(a.type)} after ${esc(duration(a.secondsToEscalate ?? 0))}` : "";
+  return `<li class="alert past sev-${esc(a.severity)}" data-device="${esc(a.device)}" data-service="${esc(a.service)}">
+    <span class="sev">${esc(a.severity)}</span> <b>${esc(a.device)}</b> / ${esc(a.service)}
+    <span class="type">${esc(a.firstType)}</span>
+    <div class="when">raised <time datetime="${esc(a.raisedAt)}">${esc(clock(a.raisedAt))}</time>${escalated},
+    cleared after <span class="duration">${esc(duration(a.durationSeconds ?? 0))}</span>
+    <time datetime="${esc(a.clearedAt)}">(${esc(clock(a.clearedAt))})</time></div></li>`;
+}
+
+function drawPast() {
+  $("past-alerts").innerHTML = past.items.map(pastHtml).join("") || `<li class="none">none recorded</li>`;
+  $("past-more").hidden = !past.next;
+}
+
+// more: the next page after those shown; else the newest again, as many as are shown
+async function loadPast(more) {
+  const seq = ++past.seq;
+  const limit = more ? PAST_PAGE : Math.min(PAST_MAX, Math.max(PAST_PAGE, past.items.length));
+  const params = new URLSearchParams({ limit: String(limit), q: $("filter").value.trim() });
+  if (more && past.next) params.set("before", past.next);
+  let doc;
+  let ok = false;
+  try {
+    const response = await fetch(`/api/alerts/past?${params}`, { credentials: "same-origin" });
+    doc = await response.json();
+    ok = response.ok;
+  } catch (error) {
+    doc = { error: `the dashboard cannot be reached (${error})` };
+  }
+  if (seq !== past.seq) return; // a newer load is under way
+  stats.pastLoads += 1;
+  $("past-error").hidden = ok;
+  $("past-error").textContent = ok ? "" : doc.error || "the past alerts cannot be read";
+  if (!ok) return;
+  past.items = more ? past.items.concat(doc.alerts) : doc.alerts;
+  past.next = doc.more;
+  drawPast();
+}
+
+function schedulePast(ms) {
+  clearTimeout(past.timer);
+  past.timer = setTimeout(() => loadPast(false), ms);
 }
 
 // ---- the drawer -------------------------------------------------------------------------
@@ -253,6 +314,7 @@ function drawerHtml(x) {
   if (x.deviceAlert) {
     html += `<h3>Device alert</h3><p>${esc(x.deviceAlert.type)}</p><pre class="message">${esc(x.deviceAlert.message)}</pre>`;
   }
+  if (x.recorderError) html += `<p class="error recorder-error">${esc(x.recorderError)}; the history shown is the retained one</p>`;
   html += `<h3>History</h3><ol class="timeline">${x.history.map((h) => `<li><time>${esc(clock(h.timestamp))}</time>
     <b>${esc(h.serviceStatus)}</b> ${h.errorType ? esc(h.errorType) : ""} ${h.retryCount ? `(${esc(h.retryCount)})` : ""}
     ${h.message ? `<div class="msg">${esc(h.message)}</div>` : ""}</li>`).join("") || "<li>none yet</li>"}</ol>`;
@@ -393,10 +455,22 @@ document.addEventListener("click", (event) => {
     openDrawer(target.dataset.device, target.dataset.service);
   } else if (target.id === "drawer-close") {
     closeDrawer();
+  } else if (target.id === "past-more") {
+    loadPast(true);
   }
 });
 document.addEventListener("keydown", (event) => event.key === "Escape" && closeDrawer());
-$("filter").addEventListener("input", refilter);
+$("filter").addEventListener("input", () => {
+  refilter();
+  if (RECORDER) {
+    past.items = [];
+    schedulePast(300);
+  }
+});
+if (RECORDER) {
+  $("past-panel").hidden = false;
+  setInterval(() => loadPast(false), PAST_REFRESH_MS);
+}
 $("status-filter").addEventListener("change", refilter);
 setInterval(everySecond, 1000);
 connect();
