@@ -1,5 +1,6 @@
 """Recorder test parts: `fleet-agent recorder` as a child process (so a test can SIGKILL it),
-fresh databases on SQLite and on a private PostgreSQL, and reading tables back."""
+fresh databases on SQLite and on a private PostgreSQL, reading tables back, and a simulated
+fleet's retained messages (also used by bench/recorder.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine
 
 from fleet_agent.model import iso
@@ -135,3 +136,60 @@ def entry(
     if kind:
         doc |= {"errorType": kind, "message": f"{kind} happened", "retryCount": retries}
     return doc
+
+
+def row_counts(engine: Engine) -> tuple[int, int, int]:
+    """Rows in device_state, service_status and transitions."""
+    tables = (schema.device_state, schema.service_status, schema.transitions)
+    with engine.connect() as conn:
+        found = [conn.execute(select(func.count()).select_from(t)).scalar_one() for t in tables]
+    return found[0], found[1], found[2]
+
+
+def fleet_rows(devices: int) -> tuple[int, int, int]:
+    """What `publish_fleet` makes: a state row per device, 2 statuses and 3 transitions."""
+    return devices, 2 * devices, 3 * devices
+
+
+def publish_fleet(port: int, devices: int, prefix: str, t0: float) -> int:
+    """The retained messages of `devices` simulated devices (availability, info, 2 service
+    statuses and their histories, state; every tenth with a service in ImagePullBackOff),
+    published at QoS 1; returns when the broker acknowledged the last one, with how many."""
+    sim = Publisher(port)
+    sent = 0
+    try:
+        for n in range(devices):
+            for topic, payload in _device_messages(f"{prefix}-{n:04d}", n, t0):
+                sim.send(topic, payload)
+                sent += 1
+    finally:
+        sim.close()
+    return sent
+
+
+def _device_messages(d: str, n: int, t0: float) -> list[tuple[str, Any]]:
+    base = f"fleet/{d}"
+    out: list[tuple[str, Any]] = [
+        (f"{base}/availability", b"online"),
+        (f"{base}/info", {"deviceId": d, "agentVersion": "0.1.0", "labels": {"n": str(n)}}),
+        (f"{base}/services/web", status(d, "web", t0)),
+        (f"{base}/history/web", [entry(t0 - 5, "downloading"), entry(t0, "running")]),
+    ]
+    if n % 10:
+        out.append((f"{base}/services/db", status(d, "db", t0)))
+        out.append((f"{base}/history/db", [entry(t0, "running")]))
+    else:  # every tenth device has a service in error
+        failing = status(d, "db", t0, "error", error=error("ImagePullBackOff", t0))
+        out.append((f"{base}/services/db", failing))
+        out.append((f"{base}/history/db", [entry(t0, "error", "ImagePullBackOff", 1)]))
+    counts = {"running": 2} if n % 10 else {"running": 1, "error": 1}
+    state = {
+        "deviceId": d,
+        "agentVersion": "0.1.0",
+        "targetVersion": 1,
+        "converged": n % 10 != 0,
+        "counts": counts,
+        "updatedAt": "2025-10-24T10:00:00.000Z",
+    }
+    out.append((f"{base}/state", state))
+    return out
