@@ -30,10 +30,14 @@ def duration(text: str) -> float:
     return float(match[1]) * UNITS[match[2] or "s"]
 
 
-def _db(parser: argparse.ArgumentParser) -> None:
+def _db(parser: argparse.ArgumentParser, query: bool = False) -> None:
+    """`--db` on the command and on each query: a query's own default is SUPPRESS, so
+    `recorder --db URL report` keeps the URL rather than the query's default replacing it."""
     parser.add_argument(
         "--db",
-        default=os.environ.get(DB_ENV, "sqlite:///fleet-recorder.db"),
+        default=argparse.SUPPRESS
+        if query
+        else os.environ.get(DB_ENV, "sqlite:///fleet-recorder.db"),
         help=f"database URL: sqlite:///PATH or postgresql://... (default ${DB_ENV}, "
         "else sqlite:///fleet-recorder.db)",
     )
@@ -52,17 +56,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     actions = parser.add_subparsers(dest="action", metavar="QUERY")
     report = actions.add_parser("report", help="per device and service: errors, time in error")
-    _db(report)
+    _db(report, query=True)
     report.add_argument("--since", type=duration, default=duration("24h"))
     report.add_argument("--device", help="only this device")
     history = actions.add_parser("history", help="one service's transitions, oldest first")
-    _db(history)
+    _db(history, query=True)
     history.add_argument("device")
     history.add_argument("service")
     history.add_argument("--since", type=duration)
     history.add_argument("--limit", type=int, default=200)
     failing = actions.add_parser("failing", help="services in error now or since --since")
-    _db(failing)
+    _db(failing, query=True)
     failing.add_argument("--since", type=duration, default=duration("1h"))
 
 
