@@ -10,6 +10,8 @@ and only replaced when severity or type changes. Publishers only compare and sen
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import msgspec
 from msgspec.structs import replace
 
@@ -221,17 +223,29 @@ def conclude(state: FeedState, report: Report, now: float) -> tuple[FeedState, R
     return replace(after, announced=after.alerts), completed
 
 
-def retained(report: Report) -> dict[str, tuple[bytes, bytes]]:
-    """Every retained topic suffix with its payload and its content key (no timestamps)."""
-    encode = msgspec.json.encode
+class Topic(NamedTuple):
+    """A retained topic's value (encoded only when sent) and its content key: equal keys mean
+    nothing worth sending changed (a new `updatedAt` alone is no change)."""
+
+    value: object
+    key: object
+
+    @property
+    def payload(self) -> bytes:
+        return msgspec.json.encode(self.value)
+
+
+def retained(report: Report) -> dict[str, Topic]:
+    """Every retained topic suffix with its value and content key. Keys are the Structs
+    themselves without their stamps, compared with `==`: no topic is encoded to find out
+    whether it changed."""
     state = report.state
-    topics: dict[str, tuple[bytes, bytes]] = {
-        "state": (encode(state), encode(replace(state, updated_at="")))
-    }
+    topics = {"state": Topic(state, replace(state, updated_at=""))}
     for status in report.services:
         name = status.service_name
-        topics[f"services/{name}"] = (encode(status), encode(replace(status, updated_at="")))
-        topics[f"history/{name}"] = (encode(report.history.get(name, [])),) * 2
+        topics[f"services/{name}"] = Topic(status, replace(status, updated_at=""))
+        history = report.history.get(name, [])
+        topics[f"history/{name}"] = Topic(history, history)
     for name, alert in report.alerts.items():
-        topics[f"alerts/{name}"] = (encode(alert),) * 2
+        topics[f"alerts/{name}"] = Topic(alert, alert)
     return topics

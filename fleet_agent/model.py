@@ -8,6 +8,7 @@ shape of the contract lives in one place. Decoding with every error collected li
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Annotated, Literal
 
 import msgspec
@@ -140,6 +141,7 @@ class DeviceState(msgspec.Struct, frozen=True, rename="camel"):
     updated_at: str
 
 
+@functools.lru_cache(maxsize=256)  # one pass formats the same `now` for every service
 def iso(ts: float) -> str:
     """Format epoch seconds as ISO 8601 UTC with milliseconds and `Z`, as the contract wants."""
     moment = dt.datetime.fromtimestamp(ts, tz=dt.UTC)

@@ -125,7 +125,7 @@ class MqttLink:
         self.sender = Sender(self.outbox, self._publish_one, self.client.is_connected)
         self._lock = threading.RLock()
         self._report: Report | None = None  # the latest, with its alerts and history
-        self._snapshot: dict[str, tuple[bytes, bytes]] = {}
+        self._snapshot: dict[str, tuple[bytes, object]] = {}  # suffix -> (payload sent, key)
         self._ack: bytes | None = None
         self._attempt = 0
         self._stopping = False
@@ -239,9 +239,11 @@ class MqttLink:
     def _sync(self) -> None:
         """Send what changed in content; clear topics that are no longer ours."""
         wanted = feed.retained(self._report) if self._report is not None else {}
-        for suffix, (payload, key) in wanted.items():
-            if self._snapshot.get(suffix, (b"", b""))[1] != key:
-                self._snapshot[suffix] = (payload, key)
+        for suffix, topic in wanted.items():
+            sent = self._snapshot.get(suffix)
+            if sent is None or sent[1] != topic.key:
+                payload = topic.payload
+                self._snapshot[suffix] = (payload, topic.key)
                 self._send(self.topic(suffix), payload)
         gone = [suffix for suffix in self._snapshot if suffix not in wanted]
         if self._report is not None:  # only a report says what is no longer ours

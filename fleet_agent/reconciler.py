@@ -92,6 +92,7 @@ class Reconciler:
         self.puller = Puller(engine, pulls, kick, self.clock.monotonic)
         self.images = KnownImages(engine, lookups, kick)
         self._lock = threading.Lock()
+        self._desired_of: tuple[Target | None, list[DesiredService]] = (None, [])
 
     def close(self, timeout: float = CLOSE_WAIT) -> None:
         """Cancel every pull, wait a moment for steps under way; never for a registry."""
@@ -133,7 +134,7 @@ class Reconciler:
             events = self._apply_steps(results, now, wall)
             acked = self._take_acks(wall)
             target = self.target()
-            desired = desired_services(target)
+            desired = self._desired(target)
             try:
                 containers = self.observer.look(self.engine.list_managed(), now)
             except EngineError as exc:
@@ -166,9 +167,16 @@ class Reconciler:
             self.observer.unobserved = False
             return self._next_wake(now)
 
+    def _desired(self, target: Target | None) -> list[DesiredService]:
+        """The target's services with their config hashes, worked out once per target (a
+        target is never changed in place: a new one is a new object)."""
+        if target is not self._desired_of[0]:
+            self._desired_of = (target, desired_services(target))
+        return self._desired_of[1]
+
     def _masked(self, results: list[StepResult]) -> list[StepResult]:
         """An engine message may quote a container's environment: never let it out."""
-        desired = desired_services(self.target())
+        desired = self._desired(self.target())
         envs = {s.name: s.service.config.environment.values() for s in desired}
         return [masking.masked_step(result, envs) for result in results]
 
@@ -210,7 +218,7 @@ class Reconciler:
         report = self.last_report
         if report is None:
             target = self.target()
-            report = self._report(target, desired_services(target), [], [], now, wall)
+            report = self._report(target, self._desired(target), [], [], now, wall)
         error = exc.message if outage else report.engine_error
         if report.engine_error != error or acked or self.last_report is None:
             state = replace(report.state, converged=False, updated_at=iso(wall))

@@ -518,8 +518,8 @@ def test_content_keys_of_status_and_state_ignore_updated_at_but_payloads_do_not(
     before, after = retained(one), retained(two)
 
     for topic in ("state", "services/nodered"):
-        assert before[topic][1] == after[topic][1], topic
-        assert before[topic][0] != after[topic][0], topic
+        assert before[topic].key == after[topic].key, topic
+        assert before[topic].payload != after[topic].payload, topic
     assert before["history/nodered"] == after["history/nodered"]
 
 
@@ -532,13 +532,13 @@ def test_content_keys_change_when_a_service_status_changes() -> None:
     before, after = retained(one), retained(two)
 
     for topic in ("state", "services/nodered", "history/nodered"):
-        assert before[topic][1] != after[topic][1], topic
+        assert before[topic].key != after[topic].key, topic
 
 
 def test_retained_payloads_are_the_contracts_camel_case_json() -> None:
     _, done = conclude(FeedState(), report(failing(3)), T0 + 0.25)
 
-    topics = {name: msgspec.json.decode(pair[0]) for name, pair in retained(done).items()}
+    topics = {name: msgspec.json.decode(t.payload) for name, t in retained(done).items()}
 
     assert topics == {
         "state": {
@@ -600,10 +600,10 @@ def test_the_state_topic_is_the_device_state_it_is_given() -> None:
     _, done = conclude(FeedState(), report(status()), T0)
     other = state_doc(status(), at=T0 + 5, converged=False)
 
-    payload, key = retained(replace(done, state=other))["state"]
+    topic = retained(replace(done, state=other))["state"]
 
-    assert payload == msgspec.json.encode(other)
-    assert key == msgspec.json.encode(replace(other, updated_at=""))
+    assert topic.payload == msgspec.json.encode(other)
+    assert topic.key == replace(other, updated_at="")
 
 
 # --- publish.content_key (the file publisher's change detection) --------------------------------
