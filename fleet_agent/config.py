@@ -62,6 +62,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # a target that could not be stored is retried from memory after these (doubling) delays
     store_retry_initial: Seconds = 1.0
     store_retry_max: Seconds = 60.0
+    # a report of a pass with steps under way waits this long for the pass their end kicks, so
+    # a quick change sends each retained topic once (a slower one shows its progress after it)
+    publish_hold: Seconds = 1.0
     log_format: Literal["console", "json"] | None = None
     labels: dict[str, str] = {}
     # integrations (docs/integrations.md)

@@ -44,7 +44,6 @@ log = structlog.get_logger(__name__)
 RECONNECT_CAP = 60.0
 RETAINED_PER_SERVICE = ("services", "alerts", "history")
 MAX_QUEUED = 1000  # paho's own queue; the outbox's window keeps well below it
-HOLD = 1.0  # seconds a provisional report waits for the pass that follows its steps
 DRAIN_ON_STOP = 2.0  # seconds a clean stop waits for what is still to deliver
 Respond = Callable[[CommandResult], None]
 
@@ -113,6 +112,7 @@ class MqttLink:
         self.on_target = on_target
         self.on_command = on_command
         self.keepalive = ping_interval(settings.mqtt_keepalive)
+        self.hold = settings.publish_hold  # seconds a provisional report waits for the next
         self.client = _client(settings)
         self.client.will_set(self.topic("availability"), "offline", qos=1, retain=True)
         self.client.on_connect = self._guarded(self._on_connect)
@@ -182,14 +182,15 @@ class MqttLink:
     def publish(self, report: Report) -> None:
         """Send what the core decided: statuses, alerts, history (retained), and events.
 
-        A provisional report (steps under way) is held for up to `HOLD` seconds: the report
-        of the pass that follows when they end replaces it, so a quick replacement sends each
-        retained topic once; a slow one still shows its progress after `HOLD`."""
+        A provisional report (steps under way) is held for up to `hold` seconds
+        (FLEET_AGENT_PUBLISH_HOLD): the report of the pass that follows when they end replaces
+        it, so a quick replacement sends each retained topic once; a slow one still shows its
+        progress after `hold`."""
         with self._lock:
             self._report = report
             if report.provisional:
                 if self._flush_timer is None:
-                    self._flush_timer = threading.Timer(HOLD, self._flush)
+                    self._flush_timer = threading.Timer(self.hold, self._flush)
                     self._flush_timer.daemon = True
                     self._flush_timer.start()
             else:
