@@ -43,6 +43,7 @@ SHUTDOWN_GRACE = 3.0
 # How long a `die` event is believed over a list that still says running; while one without an
 # exit code waits, look again this soon (one list each).
 DIE_SETTLE, DIE_SETTLE_MAX = 0.01, 5.0
+CLEAN = Backoff()  # a deploy backoff with nothing in it
 Runtimes = dict[str, ServiceRuntime]
 
 
@@ -129,8 +130,8 @@ class Observer:
         for service in desired:
             runtime = runtime_for(service, runtimes.get(service.name))
             keep = planner.current_container(service, grouped.get(service.name, []))
-            if keep is not None:
-                runtime = replace(runtime, stopped_by_user=keep.id in self.manual_stops)
+            if keep is not None and (keep.id in self.manual_stops) != runtime.stopped_by_user:
+                runtime = replace(runtime, stopped_by_user=not runtime.stopped_by_user)
             synced[service.name] = self._observe(service, keep, runtime, now, wall)
         return synced
 
@@ -152,9 +153,10 @@ class Observer:
             return runtime
         if keep.running:
             # running at its target: whatever failed on the way there is over
-            runtime = replace(
-                runtime, deploy=Backoff(), exit_seen=None, started_at=runtime.started_at or now
-            )
+            if runtime.deploy != CLEAN or runtime.exit_seen is not None or not runtime.started_at:
+                runtime = replace(
+                    runtime, deploy=CLEAN, exit_seen=None, started_at=runtime.started_at or now
+                )
             return settle_crash(runtime, now, self.settings.crash_reset_after)
         if keep.state != "exited" or runtime.exit_seen == keep.id:
             return runtime

@@ -72,6 +72,11 @@ def by_service(containers: list[Container]) -> dict[str | None, list[Container]]
 
 def current_container(desired: DesiredService, mine: list[Container]) -> Container | None:
     """The one container that stands for the service at its target config, if any."""
+    if len(mine) == 1:  # the usual case, three times a service each pass: no sort
+        only = mine[0]
+        return (
+            only if only.config_hash == desired.config_hash and only.state in _STATE_RANK else None
+        )
     fitting = [c for c in mine if c.config_hash == desired.config_hash and c.state in _STATE_RANK]
     return min(fitting, key=lambda c: (_STATE_RANK[c.state], c.id), default=None)
 

@@ -110,7 +110,22 @@ def _add(bucket: Bucket, kind: str | None, errors: int, restarts: int, seconds: 
     )
 
 
+def _quiet(track: Track, status: ServiceStatus, alert: Alert | None, slot: int) -> bool:
+    """Nothing to count since the last look: no error then or now, no alert, no restart, the
+    same state, and this slot's bucket exists (`_look` would only move `seen_at`)."""
+    return (
+        status.error is None
+        and not track.in_error
+        and alert is None
+        and status.restart_count == track.restart_count
+        and status.service_status == track.status
+        and slot in track.buckets
+    )
+
+
 def _look(track: Track, status: ServiceStatus, alert: Alert | None, slot: int, now: float) -> Track:
+    if _quiet(track, status, alert, slot):  # most services, most passes
+        return replace(track, seen_at=now)
     kind, errors = _new_errors(track, status)
     restarts = _grown(status.restart_count, track.restart_count)
     seconds = now - track.seen_at if track.in_error and track.seen_at is not None else 0.0
