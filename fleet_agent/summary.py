@@ -124,8 +124,14 @@ def _quiet(track: Track, status: ServiceStatus, alert: Alert | None, slot: int) 
 
 
 def _look(track: Track, status: ServiceStatus, alert: Alert | None, slot: int, now: float) -> Track:
-    if _quiet(track, status, alert, slot):  # most services, most passes
+    if _quiet(track, status, alert, slot):  # most services, most passes: the same result
         return replace(track, seen_at=now)
+    return _counted(track, status, alert, slot, now)
+
+
+def _counted(
+    track: Track, status: ServiceStatus, alert: Alert | None, slot: int, now: float
+) -> Track:
     kind, errors = _new_errors(track, status)
     restarts = _grown(status.restart_count, track.restart_count)
     seconds = now - track.seen_at if track.in_error and track.seen_at is not None else 0.0
