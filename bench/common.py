@@ -25,6 +25,9 @@ import docker
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from fleet_agent import config
+from fleet_agent.agent import Agent
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 # Ends at once on SIGTERM, so replacements measure the agent, not a stop grace period.
@@ -141,6 +144,29 @@ def wait_until(probe: Any, timeout: float, interval: float = 0.002) -> Any:
             return value
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout}s")
+
+
+def agent_settings(
+    env: dict[str, str], device: str, workdir: str, docker_host: str, interval: float
+) -> config.Settings:
+    """Settings of an agent run in the benchmark's own process, on the test broker."""
+    return config.load(
+        None,
+        {
+            "FLEET_AGENT_DEVICE_ID": device,
+            "FLEET_AGENT_STATE_DIR": workdir,
+            "FLEET_AGENT_MQTT_URL": f"mqtt://127.0.0.1:{env['FLEET_TEST_MQTT_PORT']}",
+            "FLEET_AGENT_RECONCILE_INTERVAL": str(interval),
+            "DOCKER_HOST": docker_host,
+        },
+    )
+
+
+def converge(agent: Agent, image: str, size: int) -> None:
+    """Give the agent `size` looping services of `image` and wait until they all run."""
+    services = [service(f"s{i}", image, i + 1, LOOP) for i in range(size)]
+    agent.offer(target(1, services), "bench")
+    wait_until(lambda: (r := agent.reconciler.last_report) and r.state.converged, 600, 0.1)
 
 
 def device_python() -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from bench import common
 from bench.sockproxy import SocketProxy
-from fleet_agent import config, logs
+from fleet_agent import logs
 from fleet_agent.agent import Agent
 
 
@@ -27,24 +27,11 @@ def measure(env: dict[str, str], proxy: SocketProxy, size: int, passes: int) -> 
     device = common.new_device(f"pass{size}")
     image = env["FLEET_TEST_IMAGE_1"]
     with tempfile.TemporaryDirectory() as workdir:
-        settings = config.load(
-            None,
-            {
-                "FLEET_AGENT_DEVICE_ID": device,
-                "FLEET_AGENT_STATE_DIR": workdir,
-                "FLEET_AGENT_MQTT_URL": f"mqtt://127.0.0.1:{env['FLEET_TEST_MQTT_PORT']}",
-                "FLEET_AGENT_RECONCILE_INTERVAL": "3600",
-                "DOCKER_HOST": proxy.url,
-            },
-        )
+        settings = common.agent_settings(env, device, workdir, proxy.url, 3600)
         agent = Agent(settings)
         agent.start()
         try:
-            services = [common.service(f"s{i}", image, i + 1, common.LOOP) for i in range(size)]
-            agent.offer(common.target(1, services), "bench")
-            common.wait_until(
-                lambda: (r := agent.reconciler.last_report) and r.state.converged, 600, 0.1
-            )
+            common.converge(agent, image, size)
             time.sleep(1.0)  # the passes kicked by the last start events
             agent.reconciler.run_pass()
             cpu, wall = [], []

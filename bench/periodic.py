@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import common
-from fleet_agent import config, logs
+from fleet_agent import logs
 from fleet_agent.agent import Agent
 
 
@@ -37,25 +37,12 @@ def measure(env: dict[str, str], interval: float, seconds: float, size: int) -> 
     image = env["FLEET_TEST_IMAGE_1"]
     times: list[float] = []
     with tempfile.TemporaryDirectory() as workdir:
-        settings = config.load(
-            None,
-            {
-                "FLEET_AGENT_DEVICE_ID": device,
-                "FLEET_AGENT_STATE_DIR": workdir,
-                "FLEET_AGENT_MQTT_URL": f"mqtt://127.0.0.1:{env['FLEET_TEST_MQTT_PORT']}",
-                "FLEET_AGENT_RECONCILE_INTERVAL": str(interval),
-                "DOCKER_HOST": env["DOCKER_HOST"],
-            },
-        )
+        settings = common.agent_settings(env, device, workdir, env["DOCKER_HOST"], interval)
         agent = Agent(settings)
         agent.wakeups.run_pass = counted(agent.wakeups.run_pass, times)
         agent.start()
         try:
-            services = [common.service(f"s{i}", image, i + 1, common.LOOP) for i in range(size)]
-            agent.offer(common.target(1, services), "bench")
-            common.wait_until(
-                lambda: (r := agent.reconciler.last_report) and r.state.converged, 600, 0.1
-            )
+            common.converge(agent, image, size)
             time.sleep(interval + 1.0)  # the passes kicked by the start events
             began = time.monotonic()
             time.sleep(seconds)
