@@ -123,7 +123,11 @@ def test_an_agent_restarted_mid_crash_loop_keeps_restart_count_history_and_alert
     first = wait_for(
         lambda: next((s for n, s in _statuses(probe, mark) if n == "crash"), None), timeout=120
     )
-    assert first["restartCount"] == before["restartCount"] >= 2
+    # remembered, not started over; the container may have crashed again while the agent was
+    # down, and the new agent's first pass restarting it may end before its first status goes
+    # out (how quickly is the machine's business): then it already counts that restart
+    assert before["restartCount"] >= 2
+    assert before["restartCount"] <= first["restartCount"] <= before["restartCount"] + 1
     after = probe.wait_json("history/crash", lambda h: len(h) >= len(history), timeout=120)
     assert after[: len(history)] == history  # the retained history keeps its old entries
     assert alert is not None and probe.json("alerts/crash")["raisedAt"] == alert["raisedAt"]
