@@ -135,12 +135,24 @@ class NatsCluster:
         first, last = self.mqtt_ports[0], self.mqtt_ports[-1]
         pub = ["mosquitto_pub", "-p", str(first), "-V", "mqttv311", "-q", "1", "-r"]
         sub = ["mosquitto_sub", "-p", str(last), "-V", "mqttv311", "-q", "1", "-C", "1", "-W", "2"]
-        sent = subprocess.run(
-            [*pub, "-t", "ready/check", "-m", "ok"], check=False, capture_output=True
-        )
-        got = subprocess.run(
-            [*sub, "-t", "ready/check"], check=False, capture_output=True, text=True
-        )
+        # The clients' own -W does not bound a connection the broker never answers: a probe
+        # that hangs is a "not yet", never a suite that hangs.
+        try:
+            sent = subprocess.run(
+                [*pub, "-t", "ready/check", "-m", "ok"],
+                check=False,
+                capture_output=True,
+                timeout=10,
+            )
+            got = subprocess.run(
+                [*sub, "-t", "ready/check"],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+        except subprocess.TimeoutExpired:
+            return False
         return sent.returncode == 0 and got.stdout.strip() == "ok"
 
     def stop(self) -> None:
