@@ -117,14 +117,6 @@ def history(
         return list(reversed(list(conn.execute(query).mappings())))
 
 
-def past_alerts(engine: Engine, device: str, limit: int = 100) -> list[Any]:
-    """The device's alerts, newest first, open and cleared."""
-    a = alerts.c
-    query = select(alerts).where(a.device_id == device).order_by(a.raised_at.desc()).limit(limit)
-    with engine.connect() as conn:
-        return list(conn.execute(query).mappings())
-
-
 def _stamp(moment: dt.datetime | None) -> str | None:
     return iso(moment.replace(tzinfo=dt.UTC).timestamp()) if moment else None
 
