@@ -8,6 +8,7 @@ the reconciler can act on and whose message is the engine's own (`manifest unkno
 from __future__ import annotations
 
 import http.client
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,6 +34,31 @@ from fleet_agent.spec import (
 )
 
 log = structlog.get_logger(__name__)
+
+
+class OwnStops:
+    """Containers the agent itself stops or removes, so their events are not taken for a
+    person's. A removed container's last events (`die`, `destroy`) may come after a list that
+    no longer shows it: a container gone from the list is forgotten only `memory` s after."""
+
+    def __init__(self, memory: float = 60.0) -> None:
+        self.memory = memory
+        self._marks: dict[str, float] = {}
+
+    def __contains__(self, container: str) -> bool:
+        return container in self._marks
+
+    def add(self, container: str, now: float) -> None:
+        self._marks[container] = now
+
+    def discard(self, container: str) -> None:
+        self._marks.pop(container, None)
+
+    def keep_listed(self, listed: set[str], now: float) -> None:
+        oldest = now - self.memory
+        self._marks = {c: at for c, at in self._marks.items() if c in listed or at > oldest}
+
+
 API_VERSION = "1.41"  # dockerd 20.10; newer engines still speak it, and no version probe is made
 __all__ = ["ContainerEvent", "Engine", "EngineError", "ErrorKind"]
 
@@ -109,7 +135,7 @@ class Engine:
         except (docker.errors.DockerException, ValueError) as exc:  # urllib's port errors
             raise EngineAddressError(f"docker_host {base_url!r}: {exc}") from None
         self._events: Any = None
-        self._own_stops: set[str] = set()  # containers the agent itself stops or removes
+        self._own_stops = OwnStops()
         self.pull_timeout = pull_timeout
         self.stop_timeout = stop_timeout
 
@@ -140,7 +166,7 @@ class Engine:
             rows = engine_rows.containers(body)
         except msgspec.DecodeError as exc:
             raise EngineError("failed", f"unreadable container list: {exc}") from None
-        self._own_stops &= {row.id for row in rows}  # forget containers that are gone
+        self._own_stops.keep_listed({row.id for row in rows}, time.monotonic())
         return rows
 
     def image_present(self, image: str) -> bool:
@@ -277,12 +303,12 @@ class Engine:
             self.api.start(container)
 
     def stop(self, container: str) -> None:
-        self._own_stops.add(container)
+        self._own_stops.add(container, time.monotonic())
         with _translated():
             self.api.stop(container, timeout=self.stop_timeout)
 
     def remove(self, container: str) -> None:
-        self._own_stops.add(container)
+        self._own_stops.add(container, time.monotonic())
         with _translated():
             self.api.remove_container(container, v=True, force=True)
 

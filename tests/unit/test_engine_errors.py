@@ -1,4 +1,5 @@
-"""How the Docker adapter words what the SDK and the transport raise (no engine needed)."""
+"""How the Docker adapter words what the SDK and the transport raise, and its own bookkeeping
+(no engine needed)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 import requests
 import urllib3.exceptions
 
-from fleet_agent.engine import EngineError, _translated
+from fleet_agent.engine import EngineError, OwnStops, _translated
 
 
 def _raised(exc: BaseException, **options: str) -> EngineError:
@@ -73,3 +74,24 @@ def test_any_other_transport_error_is_a_failed_call_never_a_raw_exception() -> N
     error = _raised(requests.exceptions.InvalidURL("bad url"))
 
     assert (error.kind, error.message) == ("failed", "bad url")
+
+
+def test_a_container_the_agent_removed_stays_its_own_for_events_after_the_list_drops_it() -> None:
+    own = OwnStops(memory=60.0)
+    own.add("c1", now=100.0)
+
+    own.keep_listed(set(), now=100.1)  # listed right after the remove: gone already
+    kept = "c1" in own
+    own.keep_listed(set(), now=161.0)
+
+    assert kept
+    assert "c1" not in own
+
+
+def test_a_container_still_listed_stays_the_agents_own_however_long_it_takes() -> None:
+    own = OwnStops(memory=60.0)
+    own.add("c1", now=0.0)
+
+    own.keep_listed({"c1"}, now=1000.0)
+
+    assert "c1" in own
